@@ -1,0 +1,18 @@
+"""openbert: a faithful, fast PyTorch implementation of Google's original BERT release."""
+from .config import BertConfig
+from .errors import OpenBertError
+from .modeling import (BertForMultipleChoice, BertForPreTraining, BertForQuestionAnswering,
+                       BertForSequenceClassification, BertForTokenClassification, BertModel)
+
+__version__ = "0.1.0"
+
+__all__ = ["BertConfig", "OpenBertError", "BertModel", "BertForPreTraining",
+           "BertForSequenceClassification", "BertForQuestionAnswering",
+           "BertForTokenClassification", "BertForMultipleChoice", "encode", "__version__"]
+
+
+def encode(texts, model, **kwargs):
+    """Embeddings for ``texts`` as numpy arrays (see :func:`openbert.features.encode`)."""
+    from .features import encode as _encode
+
+    return _encode(texts, model=model, **kwargs)

@@ -1,0 +1,3 @@
+from openbert.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""Flag helpers shared by every command, matching the original scripts' absl flags.
+
+The original scripts accept ``--do_train``, ``--do_train=true`` and ``--do_train=false``; so do we.
+"""
+from __future__ import annotations
+
+import argparse
+
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+def str2bool(value: str | bool) -> bool:
+    """Parse an absl-style boolean flag value ('true', 'False', '1', ...)."""
+    if isinstance(value, bool):
+        return value
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    """Add ``--name`` / ``--name=true|false`` (and ``--noname``, as absl allows)."""
+    dest = name.lstrip("-")
+    parser.add_argument(f"--{dest}", type=str2bool, nargs="?", const=True, default=default,
+                        metavar="true|false", help=f"{help} (default: {str(default).lower()})")
+    parser.add_argument(f"--no{dest}", dest=dest, action="store_false", help=argparse.SUPPRESS)
+
+
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of the shared training engine (openbert.training), beyond the original scripts."""
+    g = parser.add_argument_group("training engine (beyond the original)")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="autocast precision; fp16 uses loss scaling; master weights stay fp32")
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                   help="micro-batches per optimizer step; the update equals one big batch")
+    add_bool(g, "gradient_checkpointing", False, "recompute each encoder layer in backward to save memory")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--optimizer", default="adamw_bert", choices=["adamw_bert", "lamb", "adamw"],
+                   help="adamw_bert: the original AdamWeightDecayOptimizer")
+    g.add_argument("--keep_checkpoint_max", type=int, default=3)
+    add_bool(g, "resume", False, "continue from the latest checkpoint in --output_dir")
+    add_bool(g, "progress", True, "show tqdm progress bars")
+    g.add_argument("--log_every_n_steps", type=int, default=10)
