@@ -1,0 +1,1 @@
+"""Task data: reading files into examples, features and collate functions."""
