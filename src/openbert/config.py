@@ -125,8 +125,9 @@ class BertConfig:
                 extra[k] = copy.deepcopy(d[k])
         return cls(**kw, extra=extra)
 
-    def to_hf_dict(self, architecture: str | None = None) -> dict:
-        """HF's config.json for this model (``model_type`` bert)."""
+    def to_hf_dict(self, architecture: str | None = None, num_labels: int | None = None) -> dict:
+        """HF's config.json for this model (``model_type`` bert); ``num_labels`` writes HF's
+        ``id2label``/``label2id`` (how transformers sizes a classifier) unless the config has them."""
         if self.hidden_act == "gelu":
             act = "gelu" if self.gelu_form == "erf" else "gelu_new"
         else:
@@ -136,11 +137,16 @@ class BertConfig:
                  pad_token_id=0, position_embedding_type="absolute")
         if architecture:
             d["architectures"] = [architecture]
+        if num_labels is not None:
+            d["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
+            d["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
         d.update(copy.deepcopy(self.extra))
         return d
 
-    def to_hf_json_file(self, path: str | os.PathLike, architecture: str | None = None) -> None:
-        _atomic_write_text(path, json.dumps(self.to_hf_dict(architecture), indent=2, sort_keys=True) + "\n")
+    def to_hf_json_file(self, path: str | os.PathLike, architecture: str | None = None,
+                        num_labels: int | None = None) -> None:
+        _atomic_write_text(path, json.dumps(self.to_hf_dict(architecture, num_labels), indent=2,
+                                            sort_keys=True) + "\n")
 
     # ---- conveniences ------------------------------------------------------------------------
     @property

@@ -1,0 +1,408 @@
+"""Checkpoints in and out: original TF checkpoints, HF folders (safetensors / pytorch_model.bin), openbert folders.
+
+Names. Inside openbert a tensor has its *canonical* name: the torch name of a head model
+(``bert.encoder.layer.0.attention.self.query.weight``, ``cls.predictions.bias``,
+``classifier.weight``), i.e. HF's head layout. A bare :class:`~openbert.modeling.BertModel` and HF
+base-model files drop the ``bert.`` prefix; :func:`canonical_name` puts it back. :data:`NAME_RULES`
+is the one table between canonical names and the original TF names, used in both directions
+(kernels ``[in, out]`` in TF are transposed; embeddings and ``output_weights`` are not).
+
+Loading (:func:`load_pretrained`) accepts a TF prefix (``.../bert_model.ckpt``), a folder with a TF
+``checkpoint`` file or a Google release folder, a HF folder (``config.json`` + ``model.safetensors``
+or ``pytorch_model.bin``), an openbert folder, or a weights file. Encoder tensors the checkpoint
+lacks are an error; a missing head (or pooler) is initialised fresh and logged by name;
+checkpoint tensors the model does not use are logged by name.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from .config import BertConfig
+from .errors import OpenBertError
+from .fileio import atomic_path
+from .tf_checkpoint import (TFCheckpointReader, read_checkpoint_state,
+                            write_checkpoint_state, write_tf_checkpoint)
+
+logger = logging.getLogger(__name__)
+
+ENCODER_PREFIX = "bert."
+_BASE_PARTS = ("embeddings.", "encoder.", "pooler.")
+# tensors in HF files that are not parameters of the original model
+_IGNORED = re.compile(r"(^|\.)position_ids$|^cls\.predictions\.decoder\.(weight|bias)$")
+TIED_DECODER = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+TF_PREFIX = "bert_model.ckpt"
+
+# (canonical torch name, TF name, transpose). "{p}" stands for a path: dots in torch, slashes in
+# TF, "layer.N" <-> "layer_N". The first matching rule wins, in either direction.
+NAME_RULES: tuple[tuple[str, str, bool], ...] = (
+    ("bert.embeddings.{p}_embeddings.weight", "bert/embeddings/{p}_embeddings", False),
+    ("{p}.LayerNorm.weight", "{p}/LayerNorm/gamma", False),
+    ("{p}.LayerNorm.bias", "{p}/LayerNorm/beta", False),
+    ("cls.predictions.bias", "cls/predictions/output_bias", False),
+    ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", False),
+    ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", False),
+    ("qa_outputs.weight", "cls/squad/output_weights", False),
+    ("qa_outputs.bias", "cls/squad/output_bias", False),
+    ("classifier.weight", "output_weights", False),
+    ("classifier.bias", "output_bias", False),
+    ("{p}.weight", "{p}/kernel", True),
+    ("{p}.bias", "{p}/bias", False),
+)
+
+
+def _pattern(template: str) -> re.Pattern:
+    return re.compile("^" + re.escape(template).replace(re.escape("{p}"), "(.+)") + "$")
+
+
+_TORCH_PATTERNS = [(_pattern(t), f, tr) for t, f, tr in NAME_RULES]
+_TF_PATTERNS = [(_pattern(f), t, tr) for t, f, tr in NAME_RULES]
+
+
+def _path_to_tf(p: str) -> str:
+    return re.sub(r"(^|/)layer/(\d+)(?=/|$)", r"\1layer_\2", p.replace(".", "/"))
+
+
+def _path_to_torch(p: str) -> str:
+    return re.sub(r"(^|\.)layer_(\d+)(?=\.|$)", r"\1layer.\2", p.replace("/", "."))
+
+
+def tf_name(canonical: str) -> tuple[str, bool] | None:
+    """Canonical torch name -> (TF name, transpose?) or None when it has no TF counterpart."""
+    for pat, tf_template, transpose in _TORCH_PATTERNS:
+        m = pat.match(canonical)
+        if m:
+            return (tf_template.replace("{p}", _path_to_tf(m.group(1))) if m.groups() else tf_template,
+                    transpose)
+    return None
+
+
+def torch_name(tf: str) -> tuple[str, bool] | None:
+    """TF name -> (canonical torch name, transpose?) or None when it is not a BERT tensor."""
+    for pat, torch_template, transpose in _TF_PATTERNS:
+        m = pat.match(tf)
+        if m:
+            return (torch_template.replace("{p}", _path_to_torch(m.group(1))) if m.groups()
+                    else torch_template, transpose)
+    return None
+
+
+def canonical_name(name: str) -> str:
+    """HF base-model names (``embeddings.*``, ``encoder.*``, ``pooler.*``) get the ``bert.`` prefix."""
+    return ENCODER_PREFIX + name if name.startswith(_BASE_PARTS) else name
+
+
+def tf_to_canonical(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """{TF name: tensor} -> ({canonical name: tensor (kernels transposed)}, [TF names not mapped])."""
+    out, unmapped = {}, []
+    for name, t in tensors.items():
+        m = torch_name(name)
+        if m is None:
+            unmapped.append(name)
+            continue
+        canon, transpose = m
+        out[canon] = t.t().contiguous() if transpose else t
+    return out, unmapped
+
+
+def canonical_to_tf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{canonical name: tensor} -> {TF name: tensor}; tied/ignored HF tensors are dropped."""
+    out = {}
+    for name, t in state.items():
+        if _IGNORED.search(name):
+            continue
+        m = tf_name(name)
+        if m is None:
+            raise OpenBertError(f"tensor {name!r} has no name in the original TF layout")
+        tf, transpose = m
+        out[tf] = t.t().contiguous() if transpose else t.contiguous()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# finding things
+# ---------------------------------------------------------------------------------------------
+def _tf_prefix(path: str) -> str | None:
+    """The TF checkpoint prefix that ``path`` names, or None when it is not a TF checkpoint."""
+    if path.endswith(".index") and os.path.isfile(path):
+        return path[:-len(".index")]
+    m = re.match(r"^(.*)\.data-\d{5}-of-\d{5}$", path)
+    if m and os.path.isfile(path):
+        return m.group(1)
+    if os.path.isfile(path + ".index"):
+        return path
+    if os.path.isdir(path):
+        state = read_checkpoint_state(path)
+        if state is not None:
+            if not os.path.isfile(state + ".index"):
+                raise OpenBertError(f"{os.path.join(path, 'checkpoint')} names {state}, but "
+                                    f"{state}.index does not exist")
+            return state
+        indexes = sorted(Path(path).glob("*.index"))
+        if len(indexes) == 1:
+            return str(indexes[0])[:-len(".index")]
+        if len(indexes) > 1:
+            raise OpenBertError(f"{path} holds several TF checkpoints ({', '.join(p.name for p in indexes)}) "
+                                "and no `checkpoint` file: pass the prefix, e.g. "
+                                f"{os.path.join(path, indexes[-1].name[:-len('.index')])}")
+    return None
+
+
+def _hf_weights(path: str) -> str | None:
+    """The HF weights file that ``path`` is or holds, or None."""
+    if os.path.isfile(path) and path.endswith((".safetensors", ".bin", ".pt", ".safetensors.index.json")):
+        return path
+    if os.path.isdir(path):
+        for name in HF_WEIGHTS:
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+    return None
+
+
+def _folder(path) -> str:
+    """The folder a checkpoint lives in (the folder itself, or the one holding the prefix/file)."""
+    path = os.fspath(path)
+    return path if os.path.isdir(path) else os.path.dirname(path) or "."
+
+
+def find_vocab(path) -> str | None:
+    """``vocab.txt`` in the checkpoint's folder (or beside its prefix), or None when there is none."""
+    p = os.path.join(_folder(path), "vocab.txt")
+    return p if os.path.isfile(p) else None
+
+
+def find_config(path) -> str | None:
+    """The config beside a checkpoint, or None: ``bert_config.json`` is preferred for TF checkpoints,
+    ``config.json`` for HF folders (both name the same model in an openbert folder)."""
+    folder = _folder(path)
+    is_tf = _hf_weights(os.fspath(path)) is None
+    names = ("bert_config.json", "config.json") if is_tf else ("config.json", "bert_config.json")
+    for name in names:
+        p = os.path.join(folder, name)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+def _read_hf_weights(weights: str) -> dict[str, torch.Tensor]:
+    """A HF weights file (safetensors, sharded safetensors index, or torch pickle) -> {name: tensor}."""
+    try:
+        if weights.endswith(".safetensors.index.json"):
+            with open(weights, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+            out = {}
+            for s in shards:
+                out.update(_read_hf_weights(os.path.join(os.path.dirname(weights), s)))
+            return out
+        if weights.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(weights)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise OpenBertError(f"weights file not found: {e.filename or weights}") from None
+    except OpenBertError:
+        raise
+    except Exception as e:  # safetensors / pickle errors have many types
+        raise OpenBertError(f"cannot read weights {weights}: {e.__class__.__name__}: {e}; "
+                            "the file is corrupt or not a model checkpoint") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise OpenBertError(f"{weights} does not hold a state dict of tensors")
+    return state
+
+
+def read_checkpoint(path, include_optimizer: bool = False) -> tuple[dict[str, torch.Tensor], list[str], str]:
+    """Any supported checkpoint -> ({canonical name: tensor}, [names not mapped], the file read).
+
+    TF kernels come back transposed to torch's [out, in]; TF optimizer slots and global_step are
+    skipped unless ``include_optimizer`` (they are then among the unmapped names).
+    """
+    path = os.fspath(path)
+    prefix = _tf_prefix(path)
+    if prefix is not None:
+        reader = TFCheckpointReader(prefix)
+        state, unmapped = tf_to_canonical(reader.read_all(include_optimizer=include_optimizer))
+        return state, unmapped, reader.index_path
+    weights = _hf_weights(path)
+    if weights is None:
+        if not os.path.exists(path):
+            raise OpenBertError(f"checkpoint not found: {path} (pass a TF prefix like "
+                                ".../bert_model.ckpt, or a folder with model.safetensors or a TF checkpoint)")
+        raise OpenBertError(f"{path} is not a checkpoint openbert can read: expected a TF checkpoint "
+                            "(prefix, .index, or a folder with a `checkpoint` file) or a HF/openbert "
+                            "folder with config.json and model.safetensors / pytorch_model.bin")
+    state, unmapped = {}, []
+    for name, t in _read_hf_weights(weights).items():
+        name = canonical_name(name)
+        if _IGNORED.search(name):
+            continue
+        (state.__setitem__(name, t) if tf_name(name) is not None else unmapped.append(name))
+    return state, unmapped, weights
+
+
+def load_config(path, config: BertConfig | str | os.PathLike | None = None) -> BertConfig:
+    """``config`` as given (object or file), else the config found beside the checkpoint ``path``."""
+    if isinstance(config, BertConfig):
+        return config
+    if config is not None:
+        return BertConfig.from_json_file(config)
+    found = find_config(path)
+    if found is None:
+        raise OpenBertError(f"no bert_config.json or config.json beside {path}: pass the config "
+                            "(--bert_config_file) or put it in the checkpoint's folder")
+    return BertConfig.from_json_file(found)
+
+
+def _head_kwargs(cls, state: dict, head_kwargs: dict) -> dict:
+    """Infer ``num_labels`` from the checkpoint's classifier when the caller did not give it."""
+    import inspect
+
+    kwargs = dict(head_kwargs)
+    if ("num_labels" in inspect.signature(cls.__init__).parameters and "num_labels" not in kwargs
+            and "classifier.weight" in state):
+        kwargs["num_labels"] = int(state["classifier.weight"].shape[0])
+    return kwargs
+
+
+def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = None, **head_kwargs):
+    """Build ``cls(config, **head_kwargs)`` and fill it from the checkpoint at ``path``.
+
+    ``path``: TF prefix / folder, HF folder, openbert folder or weights file. ``config``: a
+    BertConfig or a config file; by default the one beside the checkpoint. ``num_labels`` is taken
+    from a fine-tuned checkpoint's classifier when not given. Raises OpenBertError on shape
+    mismatch or missing encoder tensors; logs heads that are initialised fresh.
+    """
+    from .modeling import BertModel
+
+    path = os.fspath(path)
+    config_obj = load_config(path, config)
+    config_desc = (config if isinstance(config, (str, os.PathLike)) else find_config(path)) or "the given config"
+    state, unmapped, source = read_checkpoint(path)
+    model = cls(config_obj, **_head_kwargs(cls, state, head_kwargs))
+    is_base = isinstance(model, BertModel)
+    own_state = model.state_dict()
+    own = {(ENCODER_PREFIX + k if is_base else k): k for k in own_state}
+
+    to_load, unexpected = {}, list(unmapped)
+    for canon, t in state.items():
+        if canon not in own:
+            unexpected.append(canon)
+            continue
+        target = own_state[own[canon]]
+        if tuple(t.shape) != tuple(target.shape):
+            tf = tf_name(canon)[0]
+            raise OpenBertError(
+                f"shape mismatch for {canon} (TF {tf}): checkpoint {source} has {list(t.shape)}, "
+                f"the model built from {config_desc} expects {list(target.shape)}; use the config "
+                "that belongs to this checkpoint" + (" or the checkpoint's num_labels"
+                                                     if canon.startswith("classifier.") else ""))
+        to_load[own[canon]] = t.to(target.dtype)
+    missing = [c for c, k in own.items() if k not in to_load]
+    encoder_missing = [c for c in missing if c.startswith(("bert.embeddings.", "bert.encoder."))]
+    if encoder_missing:
+        shown = ", ".join(encoder_missing[:5]) + (" ..." if len(encoder_missing) > 5 else "")
+        raise OpenBertError(f"{source} lacks {len(encoder_missing)} encoder tensor(s) the model needs "
+                            f"({shown}); is it a BERT checkpoint matching {config_desc}?")
+    model.load_state_dict(to_load, strict=False)
+    if missing:
+        logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(missing))
+    if unexpected:
+        logger.info("%s: not used by %s: %s", source, cls.__name__, ", ".join(sorted(unexpected)))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------
+def canonical_state(model) -> dict[str, torch.Tensor]:
+    """The model's tensors under canonical names (``bert.`` prefix also for a bare BertModel)."""
+    return {canonical_name(k): v for k, v in model.state_dict().items()}
+
+
+def _hf_architecture(state: dict) -> str:
+    """The HF class that these canonical tensors form."""
+    if "cls.seq_relationship.weight" in state:
+        return "BertForPreTraining"
+    if "cls.predictions.bias" in state:
+        return "BertForMaskedLM"
+    if "qa_outputs.weight" in state:
+        return "BertForQuestionAnswering"
+    if "classifier.weight" in state:
+        return "BertForSequenceClassification"
+    return "BertModel"
+
+
+def _copy_vocab(vocab_file, directory: str) -> None:
+    if vocab_file is None:
+        return
+    vocab_file = os.fspath(vocab_file)
+    if not os.path.isfile(vocab_file):
+        raise OpenBertError(f"vocab file not found: {vocab_file}")
+    target = os.path.join(directory, "vocab.txt")
+    if os.path.abspath(vocab_file) != os.path.abspath(target):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(vocab_file, tmp)
+
+
+def write_hf_folder(state: dict[str, torch.Tensor], config: BertConfig, directory, vocab_file=None,
+                    architecture: str | None = None) -> str:
+    """Write canonical tensors as a HF folder: config.json, bert_config.json, model.safetensors
+    (HF names: no ``bert.`` prefix for a base model; the tied decoder written out for LM heads so
+    that transformers loads it with no missing keys), and vocab.txt when given."""
+    from safetensors.torch import save_file
+
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    architecture = architecture or _hf_architecture(state)
+    if architecture == "BertModel":
+        out = {k[len(ENCODER_PREFIX):] if k.startswith(ENCODER_PREFIX) else k: v for k, v in state.items()}
+    else:
+        out = dict(state)
+        if "cls.predictions.bias" in out:
+            out[TIED_DECODER[0]] = out["bert.embeddings.word_embeddings.weight"]
+            out[TIED_DECODER[1]] = out["cls.predictions.bias"]
+    out = {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
+    num_labels = int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else None
+    with atomic_path(os.path.join(directory, "model.safetensors")) as tmp:
+        save_file(out, tmp, metadata={"format": "pt"})
+    config.to_hf_json_file(os.path.join(directory, "config.json"), architecture, num_labels=num_labels)
+    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    _copy_vocab(vocab_file, directory)
+    return directory
+
+
+def save_pretrained(model, directory, vocab_file=None) -> str:
+    """Write ``model`` as an openbert/HF folder (see :func:`write_hf_folder`); returns the folder."""
+    return write_hf_folder(canonical_state(model), model.config, directory, vocab_file,
+                           architecture=type(model).hf_architecture)
+
+
+def write_tf_folder(state: dict[str, torch.Tensor], config: BertConfig, directory, vocab_file=None,
+                    prefix_name: str = TF_PREFIX) -> str:
+    """Write canonical tensors as a Google-style release folder: bert_config.json, vocab.txt,
+    ``bert_model.ckpt.index`` / ``.data-00000-of-00001`` and the ``checkpoint`` file. Returns the prefix."""
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    prefix = os.path.join(directory, prefix_name)
+    write_tf_checkpoint(prefix, canonical_to_tf(state))
+    write_checkpoint_state(directory, prefix_name)
+    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    _copy_vocab(vocab_file, directory)
+    return prefix
+
+
+def save_tf_checkpoint(model, directory, vocab_file=None) -> str:
+    """Write ``model`` as an original TF checkpoint folder; returns the prefix."""
+    return write_tf_folder(canonical_state(model), model.config, directory, vocab_file)
