@@ -1,0 +1,496 @@
+"""Contextual features from BERT: the original extract_features.py, array outputs and ``encode``.
+
+Reading: one example a line, ``A ||| B`` for a pair (SPEC.md section 7). Features: ``[CLS] A [SEP]``
+or ``[CLS] A [SEP] B [SEP]``, truncated as the original (longer side first), no padding.
+
+Computing: lines are read in windows; inside a window they run in length-sorted batches (so almost
+no padding is computed: :class:`~openbert.modeling.BertModel` skips padded rows in its dense layers)
+and come back in input order. A window holds at most ``window_bytes`` of outputs, so inputs larger
+than memory stream through.
+
+Writing: :class:`JsonlWriter` (the original layout, values rounded to 6 decimals) and
+:class:`ArrayWriter` (``.npz`` / ``.safetensors``: one ``[rows, H]`` array per requested layer,
+``input_ids``, ``offsets``), both atomic.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import json
+import os
+import re
+import shutil
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .errors import OpenBertError
+from .fileio import atomic_path
+
+SEPARATOR = "|||"
+_PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
+POOLINGS = ("none", "cls", "mean")
+OUTPUT_FORMATS = ("jsonl", "npz", "safetensors")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# ---------------------------------------------------------------------------------------------
+# input lines -> examples -> features
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class InputExample:
+    unique_id: int  # the line number from 0: the output's ``linex_index``
+    text_a: str
+    text_b: str | None = None
+
+
+@dataclass
+class InputFeature:
+    unique_id: int
+    tokens: list[str]  # with [CLS] / [SEP]
+    input_ids: list[int]
+    segment_ids: list[int]
+
+
+def parse_line(line: str, unique_id: int, source: str = "input") -> InputExample:
+    """One input line -> example. ``A ||| B`` is a pair (as the original: `` ||| `` with spaces).
+
+    A line with more than one ``|||`` is an error (the original would silently split at the last).
+    An empty line is kept: it becomes ``[CLS] [SEP]``, so indexes stay line numbers.
+    """
+    line = line.strip()
+    if line.count(SEPARATOR) > 1:
+        raise OpenBertError(f"{source}, line {unique_id + 1}: {line.count(SEPARATOR)} '|||' separators; "
+                            "write one example a line, 'text' or 'text A ||| text B'")
+    m = _PAIR.match(line)
+    if m is None:
+        return InputExample(unique_id, line)
+    return InputExample(unique_id, m.group(1), m.group(2))
+
+
+def read_examples(path: str | os.PathLike) -> Iterator[InputExample]:
+    """Stream the examples of an input file (UTF-8, invalid bytes dropped as the original)."""
+    path = os.fspath(path)
+    try:
+        f = open(path, encoding="utf-8", errors="ignore", newline="\n")
+    except FileNotFoundError:
+        raise OpenBertError(f"input file not found: {path}") from None
+    except IsADirectoryError:
+        raise OpenBertError(f"--input_file {path} is a directory; pass a text file, one example a line") from None
+    with f:
+        for i, line in enumerate(f):
+            yield parse_line(line, i, path)
+
+
+def count_lines(path: str | os.PathLike) -> int:
+    """Number of examples in ``path`` (for the progress bar), read in 1 MiB blocks."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
+    """Pop from the end of the longer list (ties: B) until the total fits ``max_length``."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
+
+
+def convert_example(example: InputExample, tokenizer, max_seq_length: int,
+                    tokens_a: list[str] | None = None, tokens_b: list[str] | None = None) -> InputFeature:
+    """Tokenize (unless the tokens are given), truncate and lay out one example as the original.
+
+    No padding: ``input_ids`` has exactly ``len(tokens)`` ids.
+    """
+    if tokens_a is None:
+        tokens_a = tokenizer.tokenize(example.text_a)
+        tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+    if tokens_b:
+        truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
+    else:
+        tokens_a = tokens_a[:max_seq_length - 2]
+    tokens = ["[CLS]", *tokens_a, "[SEP]"]
+    segment_ids = [0] * len(tokens)
+    if tokens_b:
+        tokens += [*tokens_b, "[SEP]"]
+        segment_ids += [1] * (len(tokens_b) + 1)
+    return InputFeature(example.unique_id, tokens, tokenizer.convert_tokens_to_ids(tokens), segment_ids)
+
+
+def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length: int,
+                     chunk: int = 2048) -> Iterator[InputFeature]:
+    """Stream features, tokenizing ``chunk`` examples at a time with the fast batch path
+    (``tokenizer.tokenize_batch``, same tokens as ``tokenize``) when the tokenizer has one."""
+    if max_seq_length < 3:
+        raise OpenBertError(f"max_seq_length {max_seq_length} is too short: [CLS] and [SEP] need 2, a pair 3")
+    batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
+    examples = iter(examples)
+    while block := list(itertools.islice(examples, chunk)):
+        if batch_tokenize is None:
+            yield from (convert_example(e, tokenizer, max_seq_length) for e in block)
+            continue
+        pairs = [e for e in block if e.text_b]
+        toks_a = batch_tokenize([e.text_a for e in block])
+        toks_b = dict(zip((e.unique_id for e in pairs), batch_tokenize([e.text_b for e in pairs])))
+        for e, ta in zip(block, toks_a):
+            tb = toks_b.get(e.unique_id)
+            yield convert_example(e, tokenizer, max_seq_length, list(ta), None if tb is None else list(tb))
+
+
+def parse_layers(layers: str | int | Sequence[int], num_hidden_layers: int) -> list[int]:
+    """``"-1,-2"`` (or ints) -> layer indexes, checked against the model: -L..L-1, -1 = last layer."""
+    if isinstance(layers, int):
+        layers = [layers]
+    if isinstance(layers, str):
+        try:
+            layers = [int(x) for x in layers.split(",") if x.strip()]
+        except ValueError:
+            raise OpenBertError(f"--layers {layers!r}: expected comma-separated integers such as -1,-2,-3,-4") from None
+    layers = list(layers)
+    if not layers:
+        raise OpenBertError("no layers requested: pass --layers such as -1 or -1,-2,-3,-4")
+    n = num_hidden_layers
+    for i in layers:
+        if not -n <= i < n:
+            raise OpenBertError(f"layer index {i} is out of range for a model with {n} encoder layers: "
+                                f"use -{n}..-1 (-1 = last) or 0..{n - 1}")
+    return layers
+
+
+# ---------------------------------------------------------------------------------------------
+# computing: windows of lines, length-sorted batches, results in input order
+# ---------------------------------------------------------------------------------------------
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indexes grouped into batches of similar length, longest first (stable within a length)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _windows(features: Iterable[InputFeature], max_rows: int) -> Iterator[list[InputFeature]]:
+    """Group consecutive features so that each group has at most ``max_rows`` output rows."""
+    window, rows = [], 0
+    for f in features:
+        window.append(f)
+        rows += len(f.tokens)
+        if rows >= max_rows:
+            yield window
+            window, rows = [], 0
+    if window:
+        yield window
+
+
+def _collate(batch: list[InputFeature], device) -> dict[str, torch.Tensor]:
+    """Pad to the longest in the batch: input_ids, input_mask, segment_ids [B, S]."""
+    seq_len = max(len(f.input_ids) for f in batch)
+    ids = torch.zeros(len(batch), seq_len, dtype=torch.long)
+    seg = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for i, f in enumerate(batch):
+        n = len(f.input_ids)
+        ids[i, :n] = torch.tensor(f.input_ids)
+        seg[i, :n] = torch.tensor(f.segment_ids)
+        mask[i, :n] = 1
+    return {k: v.to(device) for k, v in (("input_ids", ids), ("input_mask", mask), ("segment_ids", seg))}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OpenBertError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return device
+
+
+def _select(batch: dict, out, layer_indexes: list[int], pooling: str) -> torch.Tensor:
+    """BertOutput -> [T, L, H] real-token rows (batch-major) or, pooled, [B, L, H] (float32)."""
+    layers = out.all_encoder_layers
+    h = torch.stack([layers[i] for i in layer_indexes], dim=2).float()  # [B, S, L, H]
+    mask = batch["input_mask"].bool()  # [B, S]
+    if pooling == "none":
+        return h[mask]
+    if pooling == "cls":
+        return h[:, 0]
+    m = mask[:, :, None, None].to(h.dtype)
+    return (h * m).sum(1) / m.sum(1)  # mean over real tokens, [CLS] and [SEP] included
+
+
+def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], batch_size: int = 32,
+            pooling: str = "none", device=None, precision: str = "fp32",
+            window_bytes: int = 512 << 20, progress=None) -> Iterator[tuple[InputFeature, np.ndarray]]:
+    """Run ``model`` (a BertModel) over ``features``; yield ``(feature, values)`` in input order.
+
+    ``values`` is float32 ``[n_tokens, L, H]`` (L = len(layer_indexes)), or ``[L, H]`` when pooled.
+    ``progress`` (a tqdm bar or None) is advanced by the number of lines done.
+    """
+    if pooling not in POOLINGS:
+        raise OpenBertError(f"pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
+    if precision not in PRECISIONS:
+        raise OpenBertError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if batch_size < 1:
+        raise OpenBertError(f"batch size must be at least 1, got {batch_size}")
+    device = next(model.parameters()).device if device is None else resolve_device(device)
+    model.to(device).eval()
+    hidden = model.config.hidden_size
+    max_rows = max(window_bytes // (4 * hidden * len(layer_indexes)), batch_size * 512)
+    autocast = torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32")
+    for window in _windows(features, max_rows):
+        results: list[np.ndarray | None] = [None] * len(window)
+        for idx in length_sorted_batches([len(f.input_ids) for f in window], batch_size):
+            batch = _collate([window[i] for i in idx], device)
+            with torch.inference_mode(), autocast:
+                values = _select(batch, model(**batch), layer_indexes, pooling).cpu().numpy()
+            if pooling == "none":
+                splits = np.cumsum([len(window[i].input_ids) for i in idx])[:-1]
+                values = np.split(values, splits)
+            for i, v in zip(idx, values):
+                results[i] = v
+        for f, v in zip(window, results):
+            yield f, v
+        if progress is not None:
+            progress.update(len(window))
+
+
+# ---------------------------------------------------------------------------------------------
+# writers
+# ---------------------------------------------------------------------------------------------
+def round6(values: np.ndarray) -> np.ndarray:
+    """``round(float(x), 6)`` of the original for every float32 ``x``, vectorised.
+
+    Exact: a float32 times 1e6 is exact in float64, so rint decides ties as Python's round does,
+    and k / 1e6 is the double nearest to the decimal, which is what Python's round returns.
+    """
+    return np.round(values.astype(np.float64), 6)
+
+
+class JsonlWriter:
+    """The original's JSON lines: ``{"linex_index", "features": [{"token", "layers": [{"index",
+    "values"}]}]}``, keys in that order, values rounded to 6 decimals."""
+
+    def __init__(self, f, layer_indexes: list[int]):
+        self.f = f
+        self.layer_indexes = layer_indexes
+
+    def write(self, feature: InputFeature, values: np.ndarray) -> None:
+        """``values``: [n_tokens, L, H] for ``feature.tokens``."""
+        rounded = round6(values).tolist()
+        feats = [{"token": tok, "layers": [{"index": li, "values": v}
+                                          for li, v in zip(self.layer_indexes, per_layer)]}
+                 for tok, per_layer in zip(feature.tokens, rounded)]
+        self.f.write(json.dumps({"linex_index": feature.unique_id, "features": feats}) + "\n")
+
+
+_ST_DTYPE = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.int32): "I32",
+             np.dtype(np.int64): "I64"}
+
+
+class ArrayWriter:
+    """Streams arrays into parts on disk, then assembles one ``.npz`` or ``.safetensors`` file.
+
+    Arrays: ``layer_<i>`` for each requested layer index ``i`` — ``[total_tokens, H]`` (line ``k``'s
+    rows are ``offsets[k]:offsets[k+1]``), or ``[num_lines, H]`` when pooled — ``input_ids``
+    ``[total_tokens]`` int32, ``offsets`` ``[num_lines + 1]`` int64, ``layers`` ``[L]`` int64.
+    Use as a context manager; the output appears (atomically) only when the block succeeds.
+    """
+
+    def __init__(self, path: str | os.PathLike, fmt: str, layer_indexes: list[int], hidden_size: int,
+                 dtype=np.float32, pooling: str = "none"):
+        if fmt not in ("npz", "safetensors"):
+            raise OpenBertError(f"array format {fmt!r}: use npz or safetensors")
+        self.path, self.fmt = os.fspath(path), fmt
+        self.layer_indexes, self.hidden = list(layer_indexes), hidden_size
+        self.pooling, self.pooled = pooling, pooling != "none"
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float16, np.float32):
+            raise OpenBertError(f"dtype {self.dtype}: use float16 or float32")
+        self.rows = 0  # token rows written
+        self.lines = 0
+        self._parts_dir = f"{self.path}.parts.{os.getpid()}"
+        self._parts: dict = {}
+
+    def __enter__(self) -> "ArrayWriter":
+        os.makedirs(self._parts_dir, exist_ok=True)
+        self._parts = {name: open(os.path.join(self._parts_dir, name), "wb") for name in self._names()}
+        self._parts["offsets"].write(np.zeros(1, np.int64).tobytes())
+        return self
+
+    def _names(self) -> list[str]:
+        return [f"layer_{i}" for i in self.layer_indexes] + ["input_ids", "offsets"]
+
+    def write(self, feature: InputFeature, values: np.ndarray) -> None:
+        """``values``: [n_tokens, L, H], or [L, H] when pooled."""
+        values = values.astype(self.dtype, copy=False)
+        for j, i in enumerate(self.layer_indexes):
+            self._parts[f"layer_{i}"].write(np.ascontiguousarray(values[..., j, :]).tobytes())
+        self._parts["input_ids"].write(np.asarray(feature.input_ids, np.int32).tobytes())
+        self.rows += len(feature.input_ids)
+        self.lines += 1
+        self._parts["offsets"].write(np.int64(self.rows).tobytes())
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            for f in self._parts.values():
+                f.close()
+            if exc_type is None:
+                with atomic_path(self.path) as tmp:
+                    (self._write_npz if self.fmt == "npz" else self._write_safetensors)(tmp)
+        finally:
+            shutil.rmtree(self._parts_dir, ignore_errors=True)
+
+    def _arrays(self) -> list[tuple[str, np.dtype, tuple[int, ...], str | None]]:
+        """(name, dtype, shape, part file or None for ``layers``) in file order."""
+        first = self.lines if self.pooled else self.rows
+        out = [(f"layer_{i}", self.dtype, (first, self.hidden), f"layer_{i}") for i in self.layer_indexes]
+        out += [("input_ids", np.dtype(np.int32), (self.rows,), "input_ids"),
+                ("offsets", np.dtype(np.int64), (self.lines + 1,), "offsets"),
+                ("layers", np.dtype(np.int64), (len(self.layer_indexes),), None)]
+        return out
+
+    def _copy(self, part: str | None, dst) -> None:
+        if part is None:
+            dst.write(np.asarray(self.layer_indexes, np.int64).tobytes())
+            return
+        with open(os.path.join(self._parts_dir, part), "rb") as src:
+            shutil.copyfileobj(src, dst, 16 << 20)
+
+    def _write_npz(self, tmp: str) -> None:
+        import zipfile
+
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, dtype, shape, part in self._arrays():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array_header_1_0(f, {
+                        "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+                    self._copy(part, f)
+
+    def _write_safetensors(self, tmp: str) -> None:
+        header, offset = {}, 0
+        for name, dtype, shape, _ in self._arrays():
+            size = int(np.prod(shape)) * dtype.itemsize
+            header[name] = {"dtype": _ST_DTYPE[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+            offset += size
+        header["__metadata__"] = {"format": "openbert-features", "pooling": self.pooling,
+                                  "layers": ",".join(map(str, self.layer_indexes))}
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(blob)))
+            f.write(blob)
+            for _, _, _, part in self._arrays():
+                self._copy(part, f)
+
+
+def output_format_for(path: str, fmt: str | None) -> str:
+    """``--output_format``, or from the file name: ``.npz`` / ``.safetensors``, else jsonl."""
+    if fmt:
+        if fmt not in OUTPUT_FORMATS:
+            raise OpenBertError(f"--output_format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+        return fmt
+    for f in ("npz", "safetensors"):
+        if path.endswith(f".{f}"):
+            return f
+    return "jsonl"
+
+
+def check_output_path(path: str | os.PathLike) -> None:
+    """Fail before any work when the output's directory does not exist."""
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise OpenBertError(f"cannot write {path}: directory {d} does not exist; create it first")
+    if os.path.isdir(path):
+        raise OpenBertError(f"--output_file {path} is a directory; pass a file name")
+
+
+@contextlib.contextmanager
+def open_writer(path: str, fmt: str, layer_indexes: list[int], hidden_size: int, dtype=np.float32,
+                pooling: str = "none"):
+    """A writer for ``fmt`` (jsonl / npz / safetensors) whose output appears atomically at ``path``."""
+    from .fileio import atomic_open
+
+    check_output_path(path)
+    if fmt == "jsonl":
+        if pooling != "none":
+            raise OpenBertError("--pooling needs array output: add --output_format npz or safetensors "
+                                "(the original JSON lines hold every token)")
+        with atomic_open(path, "w") as f:
+            yield JsonlWriter(f, layer_indexes)
+    else:
+        with ArrayWriter(path, fmt, layer_indexes, hidden_size, dtype, pooling) as w:
+            yield w
+
+
+# ---------------------------------------------------------------------------------------------
+# loading a model + tokenizer, and the Python API
+# ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def load_encoder(init_checkpoint: str, bert_config_file: str | None = None, vocab_file: str | None = None,
+                 do_lower_case: bool | None = None):
+    """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / HF / openbert folder).
+
+    The config and vocab are found beside the checkpoint unless given. ``do_lower_case`` None means:
+    from the checkpoint's name or files, lower-casing when nothing says otherwise (the original default).
+    """
+    from . import checkpoints
+    from .config import BertConfig
+    from .modeling import BertModel
+    from .tokenization import FullTokenizer
+
+    config = BertConfig.from_json_file(bert_config_file or checkpoints.find_config(init_checkpoint))
+    vocab = vocab_file or checkpoints.find_vocab(init_checkpoint)
+    if do_lower_case is None:
+        do_lower_case = True
+    model = BertModel.from_pretrained(init_checkpoint, config=config)
+    tokenizer = FullTokenizer(vocab_file=vocab, do_lower_case=do_lower_case)
+    return model, tokenizer
+
+
+def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, layers=-1,
+           pooling: str | None = "mean", max_seq_length: int | None = None, batch_size: int = 32,
+           do_lower_case: bool | None = None, device=None, precision: str = "fp32"):
+    """Embeddings as numpy float32 arrays, in the order of ``texts``.
+
+    texts: a string, or a list of strings / ``(text_a, text_b)`` pairs / ``"A ||| B"`` strings.
+    model: a checkpoint path (TF prefix, HF or openbert folder) or a ``BertModel`` (then pass
+    ``tokenizer``, a FullTokenizer). layers: an index (-1 = last layer) or a list of indexes.
+    pooling: ``"mean"`` (over real tokens, [CLS]/[SEP] included), ``"cls"``, or None for per-token.
+    max_seq_length: longer texts are truncated (default 128, or the model's maximum if smaller).
+
+    Returns, for N texts: pooled ``[N, H]`` (one layer) or ``[N, L, H]`` (a list of layers); with
+    ``pooling=None`` a list of N arrays ``[n_tokens, H]`` / ``[n_tokens, L, H]``. A single string
+    gives the one array (``[H]``, ``[L, H]``, ...).
+    """
+    single_text = isinstance(texts, str)
+    texts = [texts] if single_text else list(texts)
+    if isinstance(model, (str, os.PathLike)):
+        model, loaded_tokenizer = load_encoder(os.fspath(model), do_lower_case=do_lower_case)
+        tokenizer = tokenizer or loaded_tokenizer
+        device = device or "auto"
+    model = getattr(model, "bert", model)  # a model with heads: use its encoder
+    if tokenizer is None:
+        raise OpenBertError("encode() with a model object needs tokenizer=FullTokenizer(vocab_file, ...)")
+    single_layer = isinstance(layers, int)
+    layer_indexes = parse_layers(layers, model.config.num_hidden_layers)
+    if max_seq_length is None:
+        max_seq_length = min(128, model.config.max_position_embeddings)
+    if max_seq_length > model.config.max_position_embeddings:
+        raise OpenBertError(f"max_seq_length {max_seq_length} > the model's max_position_embeddings "
+                            f"{model.config.max_position_embeddings}")
+    examples = [InputExample(i, *t) if isinstance(t, tuple) else parse_line(t, i, "texts")
+                for i, t in enumerate(texts)]
+    features = convert_examples(examples, tokenizer, max_seq_length)
+    pooling = pooling or "none"
+    values = [v for _, v in extract(features, model, layer_indexes, batch_size, pooling, device, precision)]
+    if single_layer:
+        values = [v[..., 0, :] for v in values]
+    if pooling == "none":
+        return values[0] if single_text else values
+    if not values:
+        return np.zeros((0,) + ((model.config.hidden_size,) if single_layer else
+                                (len(layer_indexes), model.config.hidden_size)), np.float32)
+    return values[0] if single_text else np.stack(values)
