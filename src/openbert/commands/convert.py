@@ -1,0 +1,76 @@
+"""Convert a checkpoint between the original TF layout and HF/safetensors, without TensorFlow.
+
+  openbert convert --input uncased_L-12_H-768_A-12/bert_model.ckpt --output bert-base-hf
+  openbert convert --input bert-base-hf --output bert-base-tf --to tf
+
+TF -> HF writes config.json, bert_config.json, model.safetensors and vocab.txt (loadable by
+openbert and by HF transformers). HF/openbert -> TF writes bert_config.json, vocab.txt,
+bert_model.ckpt.index / .data-00000-of-00001 and the `checkpoint` file, as the Google release.
+Tensors are copied exactly (TF kernels transposed); optimizer slots and global_step are dropped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from .. import checkpoints
+from ..errors import OpenBertError
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--input", required=True,
+                        help="TF prefix (.../bert_model.ckpt), TF folder, HF or openbert folder, or weights file")
+    parser.add_argument("--output", required=True, help="folder to write (created if needed)")
+    parser.add_argument("--to", choices=["hf", "tf"], default=None,
+                        help="target layout (default: hf for a TF input, tf otherwise)")
+    parser.add_argument("--bert_config_file", default=None,
+                        help="config of the input (default: bert_config.json / config.json beside it)")
+    parser.add_argument("--vocab_file", default=None, help="vocab.txt to copy (default: the one beside the input)")
+
+
+def check_shapes(state: dict[str, torch.Tensor], config, source: str, config_desc: str) -> None:
+    """Every encoder / pre-training tensor has the shape ``config`` implies; the encoder is complete."""
+    from ..modeling import BertForPreTraining
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in BertForPreTraining(config).state_dict().items()}
+    for name, t in state.items():
+        if name in expected and tuple(t.shape) != expected[name]:
+            raise OpenBertError(f"shape mismatch for {name} (TF {checkpoints.tf_name(name)[0]}): {source} has "
+                                f"{list(t.shape)}, {config_desc} implies {list(expected[name])}; pass the "
+                                "config that belongs to this checkpoint (--bert_config_file)")
+    missing = [k for k in expected if k.startswith(("bert.embeddings.", "bert.encoder.")) and k not in state]
+    if missing:
+        raise OpenBertError(f"{source} lacks {len(missing)} encoder tensor(s) ({', '.join(missing[:3])} ...); "
+                            f"is it a BERT checkpoint matching {config_desc}?")
+
+
+def run(args) -> int:
+    src = os.path.abspath(args.input)
+    out = os.path.abspath(args.output)
+    if os.path.isdir(src) and os.path.realpath(src) == os.path.realpath(out) or \
+            os.path.realpath(os.path.dirname(src)) == os.path.realpath(out) and not os.path.isdir(src):
+        raise OpenBertError(f"--output {args.output} is the input's own folder; choose a new folder")
+    if os.path.isfile(out):
+        raise OpenBertError(f"--output {args.output} is a file; pass a folder")
+    state, unmapped, source = checkpoints.read_checkpoint(src)
+    to = args.to or ("hf" if source.endswith(".index") else "tf")
+    config = checkpoints.load_config(src, args.bert_config_file)
+    config_desc = args.bert_config_file or checkpoints.find_config(src)
+    check_shapes(state, config, source, config_desc)
+    if unmapped:
+        logger.warning("%s: not BERT tensors, not converted: %s", source, ", ".join(sorted(unmapped)))
+    vocab = args.vocab_file or checkpoints.find_vocab(src)
+    if vocab is None:
+        logger.warning("no vocab.txt beside %s and no --vocab_file: the output has no vocabulary", src)
+    if to == "hf":
+        checkpoints.write_hf_folder(state, config, out, vocab)
+        written = os.path.join(out, "model.safetensors")
+    else:
+        written = checkpoints.write_tf_folder(state, config, out, vocab)
+    print(f"converted {len(state)} tensors from {source} to {to.upper()} layout: {written}")
+    return 0
