@@ -42,7 +42,15 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--optimizer", default="adamw_bert", choices=["adamw_bert", "lamb", "adamw"],
                    help="adamw_bert: the original AdamWeightDecayOptimizer")
-    g.add_argument("--keep_checkpoint_max", type=int, default=3)
+    g.add_argument("--weight_decay", type=float, default=0.01,
+                   help="decoupled weight decay (not applied to LayerNorm and bias parameters)")
+    g.add_argument("--max_grad_norm", type=float, default=1.0,
+                   help="clip gradients by this global norm (<= 0: no clipping)")
+    g.add_argument("--keep_checkpoint_max", type=int, default=3,
+                   help="keep this many newest training checkpoints (<= 0: all)")
     add_bool(g, "resume", False, "continue from the latest checkpoint in --output_dir")
     add_bool(g, "progress", True, "show tqdm progress bars")
-    g.add_argument("--log_every_n_steps", type=int, default=10)
+    g.add_argument("--log_every_n_steps", type=int, default=10,
+                   help="write metrics.jsonl (step, loss, lr, seq/s) every this many steps")
+    g.add_argument("--dataloader_num_workers", type=int, default=0,
+                   help="worker processes that collate batches (0: in the training process)")
