@@ -1,0 +1,229 @@
+"""The fast batch path of :class:`openbert.tokenization.FullTokenizer`: same tokens, many times faster.
+
+The original tokenizer walks every character in Python. Here each step of BasicTokenizer becomes
+one C-level string operation over the whole text, driven by character classes computed once from
+the running Python's ``unicodedata`` with the original's own predicates (so the tables can never
+disagree with the exact path, whatever the Unicode version):
+
+    drop controls   -> one regex substitution           (BasicTokenizer._clean_text)
+    space out CJK   -> one regex substitution           (_tokenize_chinese_chars)
+    lower + accents -> str.lower, NFD, drop category Mn (on the whole text; whitespace and
+                       punctuation bound every context these depend on)
+    split           -> one regex findall: a punctuation character, or a run of characters that
+                       are neither punctuation nor whitespace (whitespace split + _run_split_on_punc)
+
+WordPiece results are cached per word (a corpus has far fewer distinct words than words). Pure
+ASCII text, the common case, skips the Unicode steps. Large batches can be spread over worker
+processes.
+"""
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import re
+import unicodedata
+from typing import Sequence
+
+from . import tokenization as _exact
+
+_MAX_CACHE = 1 << 21          # distinct words remembered before the cache is cleared
+_MIN_TEXTS_PER_WORKER = 256   # smaller batches are not worth shipping to processes
+
+_tables = None
+
+
+class _Tables:
+    """Regexes built from the exact path's character predicates over every code point."""
+
+    def __init__(self):
+        self.unidata_version = unicodedata.unidata_version
+        drop, punct, mn = [], [], []
+        for cp in range(0x110000):
+            char = chr(cp)
+            cat = unicodedata.category(char)
+            if cat[0] == "C" or cp == 0xFFFD:  # cheap pre-filter, then the original's predicate
+                if cp == 0 or cp == 0xFFFD or _exact._is_control(char):
+                    drop.append(cp)
+            if cat[0] == "P" or cp < 128:
+                if _exact._is_punctuation(char):
+                    punct.append(cp)
+            if cat == "Mn":
+                mn.append(cp)
+        cjk = [cp for lo, hi in _exact.CJK_RANGES for cp in range(lo, hi + 1)]
+        ascii_p = _char_class([cp for cp in punct if cp < 128])
+        self.drop = re.compile(f"[{_char_class(drop)}]+")
+        self.cjk = re.compile(f"[{_char_class(cjk)}]")
+        self.ascii_drop = re.compile(f"[{_char_class([cp for cp in drop if cp < 128])}]+")
+        self.ascii_words = re.compile(f"[{ascii_p}]|[^{ascii_p}\\s]+")
+        # str.translate tables for the non-ASCII split: punctuation -> " p " (so that a
+        # whitespace split isolates it); when lower-casing also category Mn -> deleted.
+        self.split_cased = {cp: f" {chr(cp)} " for cp in punct}
+        self.split_lower = {**self.split_cased, **dict.fromkeys(mn)}
+
+
+def _char_class(cps: list[int]) -> str:
+    """The inside of a regex ``[...]`` matching exactly the sorted code points ``cps``."""
+    parts = []
+    for _, run in itertools.groupby(enumerate(sorted(cps)), lambda x: x[1] - x[0]):
+        run = [cp for _, cp in run]
+        lo, hi = run[0], run[-1]
+        parts.append(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}")
+    return "".join(parts)
+
+
+def tables() -> _Tables:
+    """The character-class regexes of this process (built on first use, about 0.5 s)."""
+    global _tables
+    if _tables is None:
+        _tables = _Tables()
+    return _tables
+
+
+def basic_tokenize(text: str | bytes, do_lower_case: bool = True) -> list[str]:
+    """``BasicTokenizer(do_lower_case).tokenize(text)``, computed with whole-text operations."""
+    t = tables()
+    text = _exact.convert_to_unicode(text)
+    if text.isascii():
+        if t.ascii_drop.search(text):
+            text = t.ascii_drop.sub("", text)
+        if do_lower_case:
+            text = text.lower()
+        return t.ascii_words.findall(text)
+    if t.drop.search(text):
+        text = t.drop.sub("", text)
+    if t.cjk.search(text):
+        text = t.cjk.sub(r" \g<0> ", text)
+    if not do_lower_case:
+        return text.translate(t.split_cased).split()
+    text = text.lower()
+    if not unicodedata.is_normalized("NFD", text):
+        text = unicodedata.normalize("NFD", text)
+    return text.translate(t.split_lower).split()
+
+
+class FastWordpiece:
+    """Basic + WordPiece tokenization of many texts with a per-word cache.
+
+    ``tokenize_batch(texts)`` equals ``[FullTokenizer.tokenize(t) for t in texts]`` and
+    ``encode_batch(texts)`` the matching ids.
+    """
+
+    def __init__(self, vocab, do_lower_case: bool = True, unk_token: str = "[UNK]",
+                 max_input_chars_per_word: int = 200):
+        self.vocab = vocab
+        self.do_lower_case = do_lower_case
+        self.unk_token = unk_token
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.max_piece_len = max((len(k) for k in vocab), default=0)
+        self._pieces: dict[str, tuple[str, ...]] = {}
+        self._ids: dict[str, tuple[int, ...]] = {}
+        self._pool = None
+        self._pool_size = 0
+
+    # -- one word ---------------------------------------------------------------------------
+    def wordpiece(self, word: str) -> tuple[str, ...]:
+        """Greedy longest-match-first pieces of one word (no whitespace inside)."""
+        n = len(word)
+        if n > self.max_input_chars_per_word:
+            return (self.unk_token,)
+        vocab, pieces, start = self.vocab, [], 0
+        while start < n:
+            # No vocab entry is longer than max_piece_len, so longer candidates cannot match.
+            end = min(n, start + self.max_piece_len)
+            while start < end:
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in vocab:
+                    break
+                end -= 1
+            else:
+                return (self.unk_token,)
+            pieces.append(piece)
+            start = end
+        return tuple(pieces)
+
+    def _fill(self, words: set[str]) -> None:
+        """Make sure every word of ``words`` is in the caches."""
+        missing = words.difference(self._pieces)
+        if not missing:
+            return
+        if len(self._pieces) + len(missing) > _MAX_CACHE:
+            self._pieces.clear()
+            self._ids.clear()
+            missing = words
+        vocab, pieces, ids = self.vocab, self._pieces, self._ids
+        # Most words are vocabulary entries themselves: one set operation finds them.
+        whole = missing.intersection(vocab.keys())
+        for w in whole:
+            if len(w) <= self.max_input_chars_per_word:
+                pieces[w] = (w,)
+                ids[w] = (vocab[w],)
+        for w in missing.difference(pieces):
+            p = self.wordpiece(w)
+            pieces[w] = p
+            ids[w] = tuple(vocab[x] for x in p)
+
+    # -- many texts -------------------------------------------------------------------------
+    def _run(self, texts: Sequence[str | bytes], ids: bool) -> list[list]:
+        lower, chain = self.do_lower_case, itertools.chain.from_iterable
+        words = [basic_tokenize(text, lower) for text in texts]
+        self._fill(set(chain(words)))
+        get = (self._ids if ids else self._pieces).__getitem__
+        return [list(chain(map(get, w))) for w in words]
+
+    def tokenize_batch(self, texts: Sequence[str | bytes], workers: int = 0) -> list[list[str]]:
+        return self._dispatch(texts, workers, ids=False)
+
+    def encode_batch(self, texts: Sequence[str | bytes], workers: int = 0) -> list[list[int]]:
+        return self._dispatch(texts, workers, ids=True)
+
+    def _dispatch(self, texts, workers: int, ids: bool) -> list[list]:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("tokenize_batch/encode_batch take a list of texts; for one text use "
+                            "tokenize(text)")
+        workers = (os.cpu_count() or 1) if workers < 0 else workers
+        if workers <= 1 or len(texts) < 2 * _MIN_TEXTS_PER_WORKER:
+            return self._run(texts, ids)
+        pool = self._get_pool(workers)
+        n_chunks = min(4 * workers, len(texts) // _MIN_TEXTS_PER_WORKER)
+        size = -(-len(texts) // n_chunks)
+        chunks = [(texts[i:i + size], ids) for i in range(0, len(texts), size)]
+        return [row for part in pool.starmap(_worker_run, chunks) for row in part]
+
+    def _get_pool(self, workers: int):
+        if self._pool is None or self._pool_size != workers:
+            self.close()
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = multiprocessing.get_context(method).Pool(
+                workers, initializer=_worker_init, initargs=(self,))
+            self._pool_size = workers
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_pool": None, "_pool_size": 0, "_pieces": {}, "_ids": {}}
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+_worker_engine: FastWordpiece | None = None
+
+
+def _worker_init(engine: FastWordpiece) -> None:
+    global _worker_engine
+    _worker_engine = engine
+    tables()
+
+
+def _worker_run(texts, ids: bool) -> list[list]:
+    return _worker_engine._run(texts, ids)
