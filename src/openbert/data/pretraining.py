@@ -1,0 +1,602 @@
+"""Pre-training data: the original create_pretraining_data algorithm, and batches for training.
+
+Text in, instances out (SPEC.md section 4): one sentence per line, blank lines between documents.
+For the same text, vocabulary, flags and seed the instances are IDENTICAL to those of Google's
+create_pretraining_data.py: every ``random.Random`` draw is made in the same order with the same
+arguments (``shuffle``, ``randint`` and ``_randbelow`` are inlined here as exact equivalents, which
+only saves Python call overhead). Tokens are handled as vocabulary ids, not strings; the result
+is the same because a token and its id convert one-to-one.
+
+Beyond the original: :func:`create_pretraining_data` processes input files in parallel
+(``workers``), one file at a time per process, so memory holds one file's documents, not the
+corpus. File ``k`` (in the order the ``--input_file`` globs list them, each glob sorted) gets its
+own ``random.Random(random_seed + k)``; with one input file that is exactly the original's run.
+``whole_corpus=True`` reads all files as one corpus as the original does (one process).
+
+Training side: :class:`PretrainingDataset` (openbert shards or TFRecord files), :func:`collate`
+and dynamic masking (:class:`DynamicMasking`).
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import multiprocessing
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import OpenBertError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PretrainingDataConfig:
+    """The original flags and defaults (SPEC.md section 4)."""
+
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    random_seed: int = 12345
+    do_whole_word_mask: bool = False
+
+    def validate(self) -> None:
+        if self.max_seq_length < 5:
+            raise OpenBertError(f"--max_seq_length={self.max_seq_length} is too small: an instance "
+                                f"needs [CLS] A [SEP] B [SEP] with A and B non-empty (use >= 5)")
+        if self.max_predictions_per_seq < 1:
+            raise OpenBertError("--max_predictions_per_seq must be >= 1")
+        if self.dupe_factor < 1:
+            raise OpenBertError("--dupe_factor must be >= 1")
+        if not 0.0 <= self.masked_lm_prob <= 1.0 or not 0.0 <= self.short_seq_prob <= 1.0:
+            raise OpenBertError("--masked_lm_prob and --short_seq_prob must lie in [0, 1]")
+
+
+class MaskingVocab:
+    """What instance creation needs from a vocabulary (token -> id, in file order).
+
+    ``random_words``: the ids of ``list(vocab.keys())``, from which the original draws its random
+    replacement word; ``is_subword[id]``: the token starts with ``##`` (whole-word grouping).
+    """
+
+    def __init__(self, vocab: Mapping[str, int], vocab_file: str = "the vocabulary"):
+        missing = [t for t in ("[CLS]", "[SEP]", "[MASK]") if t not in vocab]
+        if missing:
+            raise OpenBertError(
+                f"vocab file {vocab_file} has no {', '.join(missing)}: pre-training data needs the "
+                f"[CLS], [SEP] and [MASK] tokens; use the vocab.txt of a BERT model (or add them "
+                f"as lines of the file)")
+        self.cls_id = vocab["[CLS]"]
+        self.sep_id = vocab["[SEP]"]
+        self.mask_id = vocab["[MASK]"]
+        self.random_words = list(vocab.values())
+        self.size = max(vocab.values()) + 1
+        self.is_subword = bytearray(self.size)
+        for token, i in vocab.items():
+            if token.startswith("##"):
+                self.is_subword[i] = 1
+
+
+@dataclass
+class TrainingInstance:
+    """One sentence pair: ``tokens`` are ids ``[CLS] A [SEP] B [SEP]`` with masks applied."""
+
+    tokens: list[int]
+    segment_ids: list[int]
+    is_random_next: bool
+    masked_lm_positions: list[int]
+    masked_lm_labels: list[int]
+
+
+# ---------------------------------------------------------------------------------------------
+# random.Random draws, inlined (each equals the stdlib method on the same generator state)
+# ---------------------------------------------------------------------------------------------
+def _randbelow(getrandbits, n: int) -> int:
+    """``random.Random._randbelow_with_getrandbits(n)``."""
+    k = n.bit_length()
+    r = getrandbits(k)
+    while r >= n:
+        r = getrandbits(k)
+    return r
+
+
+def randint(rng: random.Random, a: int, b: int) -> int:
+    """``rng.randint(a, b)``: the same single ``_randbelow(b - a + 1)`` draw, without the
+    argument checks of ``randrange``."""
+    return a + _randbelow(rng.getrandbits, b - a + 1)
+
+
+def shuffle(x: list, rng: random.Random) -> None:
+    """``rng.shuffle(x)``: Fisher-Yates from the end, ``j = _randbelow(i + 1)``."""
+    getrandbits = rng.getrandbits
+    for i in range(len(x) - 1, 0, -1):
+        k = (i + 1).bit_length()
+        j = getrandbits(k)
+        while j > i:
+            j = getrandbits(k)
+        x[i], x[j] = x[j], x[i]
+
+
+# ---------------------------------------------------------------------------------------------
+# the algorithm (create_instances_from_document, create_masked_lm_predictions, truncate_seq_pair)
+# ---------------------------------------------------------------------------------------------
+def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int,
+                      rng: random.Random) -> None:
+    """Trim the longer list (B on ties) until both fit; the first token with probability 1/2,
+    else the last."""
+    rand = rng.random
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        trunc = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rand() < 0.5:
+            del trunc[0]
+        else:
+            trunc.pop()
+
+
+def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
+                                 max_predictions_per_seq: int, vocab: MaskingVocab,
+                                 rng: random.Random, do_whole_word_mask: bool = False
+                                 ) -> tuple[list[int], list[int], list[int]]:
+    """tokens (ids, with [CLS]/[SEP]) -> (masked tokens, sorted positions, labels at them).
+
+    Candidates are all positions but [CLS]/[SEP] (whole-word mode: a ``##`` piece joins the group
+    before it); they are shuffled, then taken in order until ``num_to_predict``; a group that
+    would overflow it is skipped. Each chosen position: 80% [MASK], 10% kept, 10% a random word.
+    """
+    cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    if do_whole_word_mask:
+        sub = vocab.is_subword
+        cand: list = []
+        for i, t in enumerate(tokens):
+            if t == cls_id or t == sep_id:
+                continue
+            if cand and sub[t]:
+                cand[-1].append(i)
+            else:
+                cand.append([i])
+    else:
+        cand = [i for i, t in enumerate(tokens) if t != cls_id and t != sep_id]
+    shuffle(cand, rng)
+    output = list(tokens)
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(tokens) * masked_lm_prob))))
+    if do_whole_word_mask:
+        chosen: list[int] = []
+        covered: set[int] = set()
+        for group in cand:
+            if len(chosen) >= num_to_predict:
+                break
+            if len(chosen) + len(group) > num_to_predict:
+                continue
+            if any(i in covered for i in group):
+                continue
+            covered.update(group)
+            chosen.extend(group)
+    else:
+        # single positions never overlap or overflow: the first num_to_predict are taken
+        chosen = cand[:num_to_predict]
+    rand, getrandbits = rng.random, rng.getrandbits
+    words = vocab.random_words
+    n_words = len(words)
+    k_words = n_words.bit_length()
+    mask_id = vocab.mask_id
+    for index in chosen:
+        if rand() < 0.8:
+            output[index] = mask_id
+        elif rand() < 0.5:
+            pass  # keep the original token
+        else:
+            r = getrandbits(k_words)
+            while r >= n_words:
+                r = getrandbits(k_words)
+            output[index] = words[r]
+    chosen.sort()
+    return output, chosen, [tokens[i] for i in chosen]
+
+
+def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int]]],
+                                   document_index: int, cfg: PretrainingDataConfig,
+                                   vocab: MaskingVocab, rng: random.Random
+                                   ) -> list[TrainingInstance]:
+    """All instances of one document (segments = token-id lists of its lines)."""
+    document = all_documents[document_index]
+    max_num_tokens = cfg.max_seq_length - 3
+    target_seq_length = max_num_tokens
+    if rng.random() < cfg.short_seq_prob:
+        target_seq_length = randint(rng, 2, max_num_tokens)
+    instances = []
+    current_chunk: list = []
+    current_length = 0
+    i = 0
+    while i < len(document):
+        segment = document[i]
+        current_chunk.append(segment)
+        current_length += len(segment)
+        if i == len(document) - 1 or current_length >= target_seq_length:
+            a_end = 1
+            if len(current_chunk) >= 2:
+                a_end = randint(rng, 1, len(current_chunk) - 1)
+            tokens_a: list[int] = []
+            for j in range(a_end):
+                tokens_a.extend(current_chunk[j])
+            tokens_b: list[int] = []
+            if len(current_chunk) == 1 or rng.random() < 0.5:
+                is_random_next = True
+                target_b_length = target_seq_length - len(tokens_a)
+                for _ in range(10):
+                    random_document_index = randint(rng, 0, len(all_documents) - 1)
+                    if random_document_index != document_index:
+                        break
+                random_document = all_documents[random_document_index]
+                random_start = randint(rng, 0, len(random_document) - 1)
+                for j in range(random_start, len(random_document)):
+                    tokens_b.extend(random_document[j])
+                    if len(tokens_b) >= target_b_length:
+                        break
+                # the unused segments of this chunk go back for the next instance
+                i -= len(current_chunk) - a_end
+            else:
+                is_random_next = False
+                for j in range(a_end, len(current_chunk)):
+                    tokens_b.extend(current_chunk[j])
+            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+            tokens = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
+            segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+            tokens, positions, labels = create_masked_lm_predictions(
+                tokens, cfg.masked_lm_prob, cfg.max_predictions_per_seq, vocab, rng,
+                cfg.do_whole_word_mask)
+            instances.append(TrainingInstance(tokens, segment_ids, is_random_next, positions, labels))
+            current_chunk = []
+            current_length = 0
+        i += 1
+    return instances
+
+
+def create_training_instances(all_documents: list, cfg: PretrainingDataConfig,
+                              vocab: MaskingVocab, rng: random.Random) -> list[TrainingInstance]:
+    """Drop empty documents, shuffle them, ``dupe_factor`` passes over all, shuffle instances."""
+    all_documents = [d for d in all_documents if d]
+    shuffle(all_documents, rng)
+    instances: list[TrainingInstance] = []
+    for _ in range(cfg.dupe_factor):
+        for document_index in range(len(all_documents)):
+            instances.extend(create_instances_from_document(all_documents, document_index, cfg,
+                                                            vocab, rng))
+    shuffle(instances, rng)
+    return instances
+
+
+# ---------------------------------------------------------------------------------------------
+# reading text
+# ---------------------------------------------------------------------------------------------
+def expand_input_files(patterns: str | Sequence[str]) -> list[str]:
+    """Comma-separated globs (or a list) -> files, each glob's matches sorted, in the given order."""
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p]
+    files: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise OpenBertError(f"--input_file {pattern} matches no file: check the path or glob")
+        files.extend(m for m in matches if os.path.isfile(m))
+    if not files:
+        raise OpenBertError(f"--input_file {','.join(patterns)} names no regular file")
+    return files
+
+
+def read_lines(path: str) -> list[str]:
+    """A text file's lines split on ``\\n`` only (as TF's GFile.readline), each stripped;
+    invalid UTF-8 bytes are dropped."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "ignore")
+    except OSError as e:
+        raise OpenBertError(f"cannot read input file {path}: {e.strerror}") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def read_documents(paths: Sequence[str], tokenizer, documents: list | None = None) -> list:
+    """Tokenize files into documents (lists of segments = token-id lists), as the original reads:
+    a blank line starts a new document; files continue the document the previous file ended in;
+    lines that tokenize to nothing are skipped. Empty documents are kept (callers drop them)."""
+    documents = [[]] if documents is None else documents
+    for path in paths:
+        lines = read_lines(path)
+        texts = [line for line in lines if line]
+        ids = iter(tokenizer.encode_batch(texts)) if texts else iter(())
+        for line in lines:
+            if not line:
+                documents.append([])
+                continue
+            tokens = next(ids)
+            if tokens:
+                documents[-1].append(tokens)
+    return documents
+
+
+# ---------------------------------------------------------------------------------------------
+# instances as flat arrays (what workers return and writers store)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class InstanceArrays:
+    """N instances, unpadded, back to back.
+
+    input_ids [T] int32, offsets [N+1] int64 (instance i = input_ids[offsets[i]:offsets[i+1]]),
+    a_lengths [N] int32 (tokens with segment id 0: [CLS] A [SEP]), masked_lm_positions /
+    masked_lm_ids [M] int32 with mlm_offsets [N+1], next_sentence_labels [N] int8 (1 = random).
+    """
+
+    input_ids: np.ndarray
+    offsets: np.ndarray
+    a_lengths: np.ndarray
+    masked_lm_positions: np.ndarray
+    masked_lm_ids: np.ndarray
+    mlm_offsets: np.ndarray
+    next_sentence_labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.a_lengths)
+
+    @classmethod
+    def pack(cls, instances: Sequence[TrainingInstance]) -> "InstanceArrays":
+        ids: list[int] = []
+        pos: list[int] = []
+        lab: list[int] = []
+        lengths, mlm_lengths, a_len, nsp = [], [], [], []
+        for inst in instances:
+            ids.extend(inst.tokens)
+            pos.extend(inst.masked_lm_positions)
+            lab.extend(inst.masked_lm_labels)
+            lengths.append(len(inst.tokens))
+            mlm_lengths.append(len(inst.masked_lm_positions))
+            a_len.append(inst.segment_ids.index(1) if 1 in inst.segment_ids else len(inst.tokens))
+            nsp.append(inst.is_random_next)
+        return cls(np.asarray(ids, np.int32), _offsets(lengths), np.asarray(a_len, np.int32),
+                   np.asarray(pos, np.int32), np.asarray(lab, np.int32), _offsets(mlm_lengths),
+                   np.asarray(nsp, np.int8))
+
+    def instance(self, i: int) -> TrainingInstance:
+        s, e = self.offsets[i], self.offsets[i + 1]
+        ms, me = self.mlm_offsets[i], self.mlm_offsets[i + 1]
+        a = int(self.a_lengths[i])
+        return TrainingInstance(self.input_ids[s:e].tolist(), [0] * a + [1] * int(e - s - a),
+                                bool(self.next_sentence_labels[i]),
+                                self.masked_lm_positions[ms:me].tolist(),
+                                self.masked_lm_ids[ms:me].tolist())
+
+    def padded(self, max_seq_length: int, max_predictions_per_seq: int) -> dict[str, np.ndarray]:
+        """The original's fixed-size features for all instances ([N, L] / [N, P] / [N, 1])."""
+        n = len(self)
+        lengths = np.diff(self.offsets)
+        mlm_lengths = np.diff(self.mlm_offsets)
+        if n and (lengths.max() > max_seq_length or mlm_lengths.max() > max_predictions_per_seq):
+            raise ValueError("instances longer than max_seq_length / max_predictions_per_seq")
+        col = np.arange(max_seq_length)
+        input_mask = (col[None, :] < lengths[:, None]).astype(np.int64)
+        input_ids = np.zeros((n, max_seq_length), np.int64)
+        input_ids[input_mask.astype(bool)] = self.input_ids
+        segment_ids = (input_mask.astype(bool) & (col[None, :] >= self.a_lengths[:, None])
+                       ).astype(np.int64)
+        pcol = np.arange(max_predictions_per_seq)
+        mlm_mask = pcol[None, :] < mlm_lengths[:, None]
+        positions = np.zeros((n, max_predictions_per_seq), np.int64)
+        positions[mlm_mask] = self.masked_lm_positions
+        ids = np.zeros((n, max_predictions_per_seq), np.int64)
+        ids[mlm_mask] = self.masked_lm_ids
+        return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
+                "masked_lm_positions": positions, "masked_lm_ids": ids,
+                "masked_lm_weights": mlm_mask.astype(np.float32),
+                "next_sentence_labels": self.next_sentence_labels.astype(np.int64)[:, None]}
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    out = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def serialize_tfrecords(arrays: InstanceArrays, max_seq_length: int,
+                        max_predictions_per_seq: int) -> list[bytes]:
+    """Each instance as a framed TFRecord record of the original's tf.train.Example."""
+    from .tfrecord import encode_example, frame_record
+
+    f = arrays.padded(max_seq_length, max_predictions_per_seq)
+    ints = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
+    cols = {k: f[k].tolist() for k in ints}
+    weights = f["masked_lm_weights"]
+    nsp = f["next_sentence_labels"].tolist()
+    out = []
+    for i in range(len(arrays)):
+        features = {k: cols[k][i] for k in ints}
+        features["next_sentence_labels"] = nsp[i]
+        out.append(frame_record(encode_example(features, {"masked_lm_weights": weights[i]})))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole run: files -> instances -> shards or TFRecord files
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class CreateSummary:
+    """Counts over a run; ``mask_rate`` = masked positions / tokens."""
+
+    files: int = 0
+    bytes: int = 0
+    documents: int = 0
+    single_segment_documents: int = 0
+    instances: int = 0
+    tokens: int = 0
+    masked: int = 0
+    random_next: int = 0
+    seconds: float = 0.0
+    per_file: list = field(default_factory=list)
+
+    @property
+    def mask_rate(self) -> float:
+        return self.masked / max(1, self.tokens)
+
+    @property
+    def random_next_rate(self) -> float:
+        return self.random_next / max(1, self.instances)
+
+    def add(self, other: "CreateSummary") -> None:
+        for k in ("files", "bytes", "documents", "single_segment_documents", "instances",
+                  "tokens", "masked", "random_next"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def text(self) -> str:
+        mb = self.bytes / 1e6
+        return (f"{self.files} file(s), {mb:.2f} MB, {self.documents} documents, "
+                f"{self.instances} instances, {self.tokens} tokens, mask rate "
+                f"{self.mask_rate:.4f}, random next {self.random_next_rate:.4f}, "
+                f"{self.seconds:.1f} s ({mb / max(self.seconds, 1e-9):.2f} MB/s)")
+
+
+def _check_documents(documents: list, source: str) -> None:
+    if not documents:
+        raise OpenBertError(f"{source} holds no text: the input needs one sentence per line, "
+                            f"with blank lines between documents")
+    if len(documents) == 1:
+        raise OpenBertError(
+            f"{source} holds a single document: next-sentence pairs need a random sentence from "
+            f"ANOTHER document; separate documents with blank lines"
+            + (" (or pass --whole_corpus to read all files as one corpus)"
+               if "file" in source else ""))
+
+
+def _instances_for(documents: list, seed: int, cfg: PretrainingDataConfig, vocab: MaskingVocab,
+                   source: str, nbytes: int) -> tuple[InstanceArrays, CreateSummary]:
+    documents = [d for d in documents if d]
+    _check_documents(documents, source)
+    instances = create_training_instances(documents, cfg, vocab, random.Random(seed))
+    arrays = InstanceArrays.pack(instances)
+    s = CreateSummary(files=1, bytes=nbytes, documents=len(documents),
+                      single_segment_documents=sum(len(d) == 1 for d in documents),
+                      instances=len(arrays), tokens=len(arrays.input_ids),
+                      masked=len(arrays.masked_lm_ids),
+                      random_next=int(arrays.next_sentence_labels.sum()))
+    return arrays, s
+
+
+_worker: dict = {}
+
+
+def _worker_init(tokenizer, vocab: MaskingVocab, cfg: PretrainingDataConfig, fmt: str) -> None:
+    _worker.update(tokenizer=tokenizer, vocab=vocab, cfg=cfg, fmt=fmt)
+
+
+def _process_file(job: tuple[int, str]):
+    """One input file -> (file index, arrays, summary, framed TFRecord records or None)."""
+    k, path = job
+    w = _worker
+    cfg = w["cfg"]
+    documents = read_documents([path], w["tokenizer"])
+    arrays, s = _instances_for(documents, cfg.random_seed + k, cfg, w["vocab"], f"input file {path}",
+                               os.path.getsize(path))
+    records = None
+    if w["fmt"] == "tfrecord":
+        records = serialize_tfrecords(arrays, cfg.max_seq_length, cfg.max_predictions_per_seq)
+    return k, arrays, s, records
+
+
+def iter_file_instances(files: Sequence[str], tokenizer, cfg: PretrainingDataConfig,
+                        vocab: MaskingVocab, workers: int = 1, output_format: str = "shards",
+                        whole_corpus: bool = False):
+    """Yield (source, arrays, summary, framed records or None) per input file in order
+    (``whole_corpus``: once, for all files read as one corpus with ``random_seed``)."""
+    cfg.validate()
+    if whole_corpus:
+        documents = read_documents(files, tokenizer)
+        nbytes = sum(os.path.getsize(f) for f in files)
+        arrays, s = _instances_for(documents, cfg.random_seed, cfg, vocab,
+                                   f"the input ({len(files)} files)" if len(files) > 1
+                                   else f"input file {files[0]}", nbytes)
+        s.files = len(files)
+        records = (serialize_tfrecords(arrays, cfg.max_seq_length, cfg.max_predictions_per_seq)
+                   if output_format == "tfrecord" else None)
+        yield ",".join(files), arrays, s, records
+        return
+    jobs = list(enumerate(files))
+    workers = max(1, min(workers, len(files)))
+    if workers == 1:
+        _worker_init(tokenizer, vocab, cfg, output_format)
+        for job in jobs:
+            k, arrays, s, records = _process_file(job)
+            yield files[k], arrays, s, records
+        return
+    tokenizer.encode_batch(["warm up the fast path tables before forking"])
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(
+            workers, initializer=_worker_init,
+            initargs=(tokenizer, vocab, cfg, output_format)) as pool:
+        for k, arrays, s, records in pool.imap(_process_file, jobs):
+            yield files[k], arrays, s, records
+
+
+def create_pretraining_data(input_files: str | Sequence[str], output: str, tokenizer,
+                            cfg: PretrainingDataConfig = PretrainingDataConfig(), workers: int = 1,
+                            output_format: str = "shards", whole_corpus: bool = False,
+                            progress: bool = True) -> CreateSummary:
+    """Read text files, create instances, write them.
+
+    ``output_format="shards"``: ``output`` is a directory of openbert shards (one shard per input
+    file; see :mod:`openbert.data.shards`). ``"tfrecord"``: ``output`` is a comma-separated list of
+    TFRecord files; instances go round-robin over them, as the original writes.
+    """
+    from tqdm import tqdm
+
+    from .shards import ShardWriter
+    from .tfrecord import TFRecordWriter
+
+    files = expand_input_files(input_files)
+    vocab = MaskingVocab(tokenizer.vocab, getattr(tokenizer, "vocab_file", "the vocabulary"))
+    total = CreateSummary()
+    t0 = time.perf_counter()
+    if output_format == "tfrecord":
+        outputs = [p for p in output.split(",") if p]
+        sink = [TFRecordWriter(p) for p in outputs]
+    elif output_format == "shards":
+        sink = ShardWriter(output, cfg, vocab_size=vocab.size,
+                           do_lower_case=getattr(tokenizer, "do_lower_case", None))
+    else:
+        raise OpenBertError(f"--output_format={output_format}: use shards or tfrecord")
+    bar = tqdm(total=sum(os.path.getsize(f) for f in files), unit="B", unit_scale=True,
+               disable=not progress, desc="create-pretraining-data")
+    ok = False
+    try:
+        written = 0
+        for k, (source, arrays, s, records) in enumerate(
+                iter_file_instances(files, tokenizer, cfg, vocab, workers, output_format,
+                                    whole_corpus)):
+            if output_format == "tfrecord":
+                for r in records:
+                    sink[written % len(sink)].write_framed(r, 1)
+                    written += 1
+            else:
+                sink.add(arrays, source=source, seed=cfg.random_seed + (0 if whole_corpus else k))
+            total.add(s)
+            total.per_file.append((source, s.instances))
+            bar.update(s.bytes)
+            bar.set_postfix(instances=total.instances)
+        ok = True
+    finally:
+        bar.close()
+        if output_format == "tfrecord":
+            for w in sink:
+                w.close() if ok else w.abort()
+        else:
+            sink.close() if ok else sink.abort()
+    total.seconds = time.perf_counter() - t0
+    if total.single_segment_documents == total.documents:
+        logger.warning("every document has a single line, so every pair is a random next "
+                       "sentence: put one sentence per line with blank lines only between "
+                       "documents")
+    return total

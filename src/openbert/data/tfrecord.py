@@ -1,0 +1,292 @@
+"""TFRecord files of ``tf.train.Example`` protos, read and written without TensorFlow.
+
+A TFRecord file is a sequence of records, each::
+
+    uint64 length (little-endian) | uint32 masked_crc32c(length bytes) | data | uint32 masked_crc32c(data)
+
+where ``masked_crc32c(x) = ((crc >> 15) | (crc << 17)) + 0xa282ead8`` (mod 2**32) over CRC32C.
+
+A ``tf.train.Example`` is the protobuf ``Example{Features features = 1}``,
+``Features{map<string, Feature> feature = 1}``, ``Feature{oneof: BytesList bytes_list = 1;
+FloatList float_list = 2; Int64List int64_list = 3}``, each list ``repeated value = 1`` (packed
+varints for int64, packed little-endian float32 for floats). :func:`encode_example` writes packed
+lists in the order the features are given; :func:`decode_example` reads packed and unpacked lists,
+as TensorFlow does.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from typing import Iterator, Mapping, Sequence
+
+import google_crc32c
+import numpy as np
+
+from ..errors import OpenBertError
+from ..fileio import atomic_path
+
+_MASK_DELTA = 0xA282EAD8
+_HEADER = struct.Struct("<QI")
+_FOOTER = struct.Struct("<I")
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC32C of ``data``."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# records
+# ---------------------------------------------------------------------------------------------
+def frame_record(data: bytes) -> bytes:
+    """One record's bytes as stored in the file (length, CRCs, data)."""
+    length = struct.pack("<Q", len(data))
+    return b"".join((length, struct.pack("<I", masked_crc32c(length)), data,
+                     struct.pack("<I", masked_crc32c(data))))
+
+
+class TFRecordWriter:
+    """Write records to ``path`` atomically: the file appears only when ``close()`` succeeds.
+
+    Use as a context manager; on an exception the partial file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._f = open(self._tmp, "wb")
+        self.num_records = 0
+
+    def write(self, data: bytes) -> None:
+        self._f.write(frame_record(data))
+        self.num_records += 1
+
+    def write_framed(self, framed: bytes, count: int) -> None:
+        """Append already framed records (see :func:`frame_record`)."""
+        self._f.write(framed)
+        self.num_records += count
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+            self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+            err = RuntimeError("aborted")
+            self._ctx.__exit__(RuntimeError, err, None)  # removes the temporary file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def index_records(path: str | os.PathLike, verify: bool = True) -> np.ndarray:
+    """Scan a TFRecord file -> int64 array [N, 2] of (data offset, data length) per record.
+
+    Checks every length CRC (and, with ``verify``, every data CRC); a corrupt or truncated file
+    raises OpenBertError naming the file and the record.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise OpenBertError(f"cannot read TFRecord file {path}: {e.strerror}; check the path "
+                            f"given to --input_file") from None
+    out, pos, n = [], 0, len(buf)
+    while pos < n:
+        if pos + 12 > n:
+            raise _corrupt(path, len(out), "the file ends inside a record header")
+        length, length_crc = _HEADER.unpack_from(buf, pos)
+        if masked_crc32c(buf[pos:pos + 8]) != length_crc:
+            raise _corrupt(path, len(out), "bad length checksum")
+        start = pos + 12
+        end = start + length
+        if end + 4 > n:
+            raise _corrupt(path, len(out), "the file ends inside a record")
+        if verify and masked_crc32c(buf[start:end]) != _FOOTER.unpack_from(buf, end)[0]:
+            raise _corrupt(path, len(out), "bad data checksum")
+        out.append((start, length))
+        pos = end + 4
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _corrupt(path: str, index: int, why: str) -> OpenBertError:
+    return OpenBertError(f"TFRecord file {path} is corrupt at record {index} ({why}): "
+                         f"re-create it with `openbert create-pretraining-data`")
+
+
+def read_records(path: str | os.PathLike) -> Iterator[bytes]:
+    """Every record's data bytes in file order (CRCs checked)."""
+    index = index_records(path)
+    with open(path, "rb") as f:
+        buf = f.read()
+    for start, length in index:
+        yield buf[start:start + length]
+
+
+# ---------------------------------------------------------------------------------------------
+# tf.train.Example
+# ---------------------------------------------------------------------------------------------
+_VARINT_TABLE_SIZE = 1 << 16
+_varint_table: list[bytes] | None = None
+
+
+def _encode_varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 two's complement: ten bytes
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _varint_table_get() -> list[bytes]:
+    global _varint_table
+    if _varint_table is None:
+        _varint_table = [_encode_varint(i) for i in range(_VARINT_TABLE_SIZE)]
+    return _varint_table
+
+
+def _encode_varints(values: Sequence[int]) -> bytes:
+    table = _varint_table_get()
+    try:
+        return b"".join([table[v] for v in values])
+    except (IndexError, TypeError):  # negative or large values
+        return b"".join([_encode_varint(int(v)) for v in values])
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _encode_varint((field << 3) | 2) + _encode_varint(len(payload)) + payload
+
+
+def encode_example(int_features: Mapping[str, Sequence[int]],
+                   float_features: Mapping[str, Sequence[float]] = ()) -> bytes:
+    """Serialize a ``tf.train.Example`` holding int64 lists and float lists (packed)."""
+    entries = []
+    for name, values in int_features.items():
+        values = values.tolist() if isinstance(values, np.ndarray) else values
+        feature = _length_delimited(3, _length_delimited(1, _encode_varints(values)))
+        entries.append(_length_delimited(1, _length_delimited(1, name.encode()) +
+                                         _length_delimited(2, feature)))
+    for name, values in dict(float_features).items():
+        floats = np.asarray(values, dtype="<f4").tobytes()
+        feature = _length_delimited(2, _length_delimited(1, floats))
+        entries.append(_length_delimited(1, _length_delimited(1, name.encode()) +
+                                         _length_delimited(2, feature)))
+    return _length_delimited(1, b"".join(entries))
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
+    """(field number, wire type, value) for each field of one protobuf message."""
+    pos, n = 0, len(buf)
+    while pos < n:
+        key, pos = _read_varint(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _read_varint(buf, pos)
+        elif wire == 2:
+            length, pos = _read_varint(buf, pos)
+            value = buf[pos:pos + length]
+            if len(value) != length:
+                raise ValueError("truncated field")
+            pos += length
+        elif wire == 5:
+            value = buf[pos:pos + 4]
+            pos += 4
+        elif wire == 1:
+            value = buf[pos:pos + 8]
+            pos += 8
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        yield field, wire, value
+
+
+def _decode_packed_varints(payload: bytes) -> np.ndarray:
+    """Packed varints -> int64 array (vectorized)."""
+    b = np.frombuffer(payload, dtype=np.uint8)
+    if b.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero(b < 0x80)
+    if ends.size == b.size:
+        return b.astype(np.int64)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lens = ends - starts + 1
+    values = np.zeros(ends.size, dtype=np.uint64)
+    for j in range(int(lens.max())):
+        sel = lens > j
+        values[sel] |= (b[starts[sel] + j] & 0x7F).astype(np.uint64) << np.uint64(7 * j)
+    return values.view(np.int64)
+
+
+def _decode_list(buf: bytes, kind: int) -> np.ndarray | list[bytes]:
+    ints, floats, raw = [], [], []
+    for field, wire, value in _fields(buf):
+        if field != 1:
+            continue
+        if kind == 3:  # int64
+            if wire == 2:
+                ints.append(_decode_packed_varints(value))
+            else:
+                ints.append(np.asarray([value], dtype=np.uint64).view(np.int64))
+        elif kind == 2:  # float
+            floats.append(np.frombuffer(value, dtype="<f4"))
+        else:
+            raw.append(bytes(value))
+    if kind == 3:
+        return np.concatenate(ints) if ints else np.zeros(0, dtype=np.int64)
+    if kind == 2:
+        return np.concatenate(floats).astype(np.float32) if floats else np.zeros(0, np.float32)
+    return raw
+
+
+def decode_example(data: bytes) -> dict[str, np.ndarray | list[bytes]]:
+    """Parse a serialized ``tf.train.Example`` -> {name: int64 array | float32 array | [bytes]}."""
+    out: dict = {}
+    try:
+        for field, _, features in _fields(data):
+            if field != 1:
+                continue
+            for f2, _, entry in _fields(features):
+                if f2 != 1:
+                    continue
+                name, value = "", None
+                for f3, _, v in _fields(entry):
+                    if f3 == 1:
+                        name = bytes(v).decode("utf-8")
+                    elif f3 == 2:
+                        value = v
+                out[name] = np.zeros(0, dtype=np.int64)
+                for kind, _, lst in _fields(value or b""):
+                    out[name] = _decode_list(lst, kind)
+    except (ValueError, IndexError, UnicodeDecodeError) as e:
+        raise ValueError(f"not a tf.train.Example ({e})") from None
+    return out
