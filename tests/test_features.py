@@ -10,7 +10,7 @@ import torch
 
 from openbert.errors import OpenBertError
 from openbert.features import (ArrayWriter, InputExample, JsonlWriter, convert_example, convert_examples,
-                               encode, extract, length_sorted_batches, open_writer, parse_layers,
+                               encode, extract, open_writer, parse_layers,
                                parse_line, read_examples, round6)
 from openbert.modeling import BertModel
 from openbert.tokenization import FullTokenizer
@@ -110,13 +110,6 @@ def test_parse_layers():
         parse_layers(5, 5)
     with pytest.raises(OpenBertError, match="comma-separated integers"):
         parse_layers("last", 5)
-
-
-def test_length_sorted_batches():
-    lengths = [5, 9, 2, 9, 7, 1, 3]
-    batches = length_sorted_batches(lengths, 3)
-    assert sorted(i for b in batches for i in b) == list(range(7))
-    assert [[lengths[i] for i in b] for b in batches] == [[9, 9, 7], [5, 3, 2], [1]]
 
 
 # ---- computing -----------------------------------------------------------------------------------

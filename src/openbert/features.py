@@ -28,14 +28,15 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .data.classification import collate_unlabelled, truncate_seq_pair
 from .errors import OpenBertError
-from .fileio import atomic_path
+from .fileio import atomic_open, atomic_path
+from .training import predict, resolve_device
 
 SEPARATOR = "|||"
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
 POOLINGS = ("none", "cls", "mean")
 OUTPUT_FORMATS = ("jsonl", "npz", "safetensors")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,12 +95,6 @@ def count_lines(path: str | os.PathLike) -> int:
             n += block.count(b"\n")
             last = block[-1:]
     return n + (last != b"\n")
-
-
-def truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
-    """Pop from the end of the longer list (ties: B) until the total fits ``max_length``."""
-    while len(tokens_a) + len(tokens_b) > max_length:
-        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
 
 
 def convert_example(example: InputExample, tokenizer, max_seq_length: int,
@@ -166,12 +161,6 @@ def parse_layers(layers: str | int | Sequence[int], num_hidden_layers: int) -> l
 # ---------------------------------------------------------------------------------------------
 # computing: windows of lines, length-sorted batches, results in input order
 # ---------------------------------------------------------------------------------------------
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indexes grouped into batches of similar length, longest first (stable within a length)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def _windows(features: Iterable[InputFeature], max_rows: int) -> Iterator[list[InputFeature]]:
     """Group consecutive features so that each group has at most ``max_rows`` output rows."""
     window, rows = [], 0
@@ -185,34 +174,12 @@ def _windows(features: Iterable[InputFeature], max_rows: int) -> Iterator[list[I
         yield window
 
 
-def _collate(batch: list[InputFeature], device) -> dict[str, torch.Tensor]:
-    """Pad to the longest in the batch: input_ids, input_mask, segment_ids [B, S]."""
-    seq_len = max(len(f.input_ids) for f in batch)
-    ids = torch.zeros(len(batch), seq_len, dtype=torch.long)
-    seg = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for i, f in enumerate(batch):
-        n = len(f.input_ids)
-        ids[i, :n] = torch.tensor(f.input_ids)
-        seg[i, :n] = torch.tensor(f.segment_ids)
-        mask[i, :n] = 1
-    return {k: v.to(device) for k, v in (("input_ids", ids), ("input_mask", mask), ("segment_ids", seg))}
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OpenBertError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return device
-
-
-def _select(batch: dict, out, layer_indexes: list[int], pooling: str) -> torch.Tensor:
-    """BertOutput -> [T, L, H] real-token rows (batch-major) or, pooled, [B, L, H] (float32)."""
+def _select(out, lengths: torch.Tensor, layer_indexes: list[int], pooling: str) -> torch.Tensor:
+    """BertOutput of a batch with ``lengths`` [B] -> [T, L, H] real-token rows (batch-major), or
+    pooled [B, L, H], float32."""
     layers = out.all_encoder_layers
     h = torch.stack([layers[i] for i in layer_indexes], dim=2).float()  # [B, S, L, H]
-    mask = batch["input_mask"].bool()  # [B, S]
+    mask = torch.arange(h.shape[1], device=h.device)[None, :] < lengths.to(h.device)[:, None]  # [B, S]
     if pooling == "none":
         return h[mask]
     if pooling == "cls":
@@ -227,28 +194,23 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
     """Run ``model`` (a BertModel) over ``features``; yield ``(feature, values)`` in input order.
 
     ``values`` is float32 ``[n_tokens, L, H]`` (L = len(layer_indexes)), or ``[L, H]`` when pooled.
+    ``device`` None keeps the model where it is; ``precision`` fp32 / bf16 / fp16 (autocast).
     ``progress`` (a tqdm bar or None) is advanced by the number of lines done.
     """
     if pooling not in POOLINGS:
         raise OpenBertError(f"pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
-    if precision not in PRECISIONS:
-        raise OpenBertError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    if batch_size < 1:
-        raise OpenBertError(f"batch size must be at least 1, got {batch_size}")
     device = next(model.parameters()).device if device is None else resolve_device(device)
-    model.to(device).eval()
     hidden = model.config.hidden_size
     max_rows = max(window_bytes // (4 * hidden * len(layer_indexes)), batch_size * 512)
-    autocast = torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32")
     for window in _windows(features, max_rows):
+        lengths = [len(f.input_ids) for f in window]
         results: list[np.ndarray | None] = [None] * len(window)
-        for idx in length_sorted_batches([len(f.input_ids) for f in window], batch_size):
-            batch = _collate([window[i] for i in idx], device)
-            with torch.inference_mode(), autocast:
-                values = _select(batch, model(**batch), layer_indexes, pooling).cpu().numpy()
+        for idx, out in predict(model, window, collate_unlabelled, batch_size, device, precision,
+                                lengths=lengths, progress=False):
+            batch_lengths = torch.tensor([lengths[i] for i in idx])
+            values = _select(out, batch_lengths, layer_indexes, pooling).cpu().numpy()
             if pooling == "none":
-                splits = np.cumsum([len(window[i].input_ids) for i in idx])[:-1]
-                values = np.split(values, splits)
+                values = np.split(values, np.cumsum(batch_lengths.numpy())[:-1])
             for i, v in zip(idx, values):
                 results[i] = v
         for f, v in zip(window, results):
@@ -411,8 +373,6 @@ def check_output_path(path: str | os.PathLike) -> None:
 def open_writer(path: str, fmt: str, layer_indexes: list[int], hidden_size: int, dtype=np.float32,
                 pooling: str = "none"):
     """A writer for ``fmt`` (jsonl / npz / safetensors) whose output appears atomically at ``path``."""
-    from .fileio import atomic_open
-
     check_output_path(path)
     if fmt == "jsonl":
         if pooling != "none":
@@ -428,36 +388,44 @@ def open_writer(path: str, fmt: str, layer_indexes: list[int], hidden_size: int,
 # ---------------------------------------------------------------------------------------------
 # loading a model + tokenizer, and the Python API
 # ---------------------------------------------------------------------------------------------
+def load_tokenizer(init_checkpoint: str, vocab_file: str | None = None, do_lower_case: bool = True):
+    """The FullTokenizer for a checkpoint: ``vocab_file``, else the ``vocab.txt`` beside it.
+
+    ``do_lower_case`` is checked against Google's released model names, as the original does.
+    """
+    from .checkpoints import find_vocab
+    from .tokenization import FullTokenizer, validate_case_matches_checkpoint
+
+    validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
+    vocab_file = vocab_file or find_vocab(init_checkpoint)
+    if vocab_file is None:
+        raise OpenBertError(f"no vocab.txt beside {init_checkpoint}: pass --vocab_file")
+    return FullTokenizer(vocab_file, do_lower_case=do_lower_case)
+
+
 @functools.lru_cache(maxsize=2)
 def load_encoder(init_checkpoint: str, bert_config_file: str | None = None, vocab_file: str | None = None,
-                 do_lower_case: bool | None = None):
-    """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / HF / openbert folder).
+                 do_lower_case: bool = True):
+    """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / folder, HF or openbert folder).
 
-    The config and vocab are found beside the checkpoint unless given. ``do_lower_case`` None means:
-    from the checkpoint's name or files, lower-casing when nothing says otherwise (the original default).
+    The config and vocab are found beside the checkpoint unless given. Cached: ``encode`` calls
+    with the same path load it once.
     """
-    from . import checkpoints
-    from .config import BertConfig
     from .modeling import BertModel
-    from .tokenization import FullTokenizer
 
-    config = BertConfig.from_json_file(bert_config_file or checkpoints.find_config(init_checkpoint))
-    vocab = vocab_file or checkpoints.find_vocab(init_checkpoint)
-    if do_lower_case is None:
-        do_lower_case = True
-    model = BertModel.from_pretrained(init_checkpoint, config=config)
-    tokenizer = FullTokenizer(vocab_file=vocab, do_lower_case=do_lower_case)
-    return model, tokenizer
+    tokenizer = load_tokenizer(init_checkpoint, vocab_file, do_lower_case)
+    return BertModel.from_pretrained(init_checkpoint, config=bert_config_file), tokenizer
 
 
 def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, layers=-1,
            pooling: str | None = "mean", max_seq_length: int | None = None, batch_size: int = 32,
-           do_lower_case: bool | None = None, device=None, precision: str = "fp32"):
+           do_lower_case: bool = True, device=None, precision: str = "fp32"):
     """Embeddings as numpy float32 arrays, in the order of ``texts``.
 
     texts: a string, or a list of strings / ``(text_a, text_b)`` pairs / ``"A ||| B"`` strings.
     model: a checkpoint path (TF prefix, HF or openbert folder) or a ``BertModel`` (then pass
-    ``tokenizer``, a FullTokenizer). layers: an index (-1 = last layer) or a list of indexes.
+    ``tokenizer``, a FullTokenizer). do_lower_case: for a path (default true, as the original).
+    layers: an index (-1 = last layer) or a list of indexes.
     pooling: ``"mean"`` (over real tokens, [CLS]/[SEP] included), ``"cls"``, or None for per-token.
     max_seq_length: longer texts are truncated (default 128, or the model's maximum if smaller).
 
