@@ -212,3 +212,55 @@ def test_real_uncased_vocab(shared_data):
 def test_real_cased_vocab_keeps_case(shared_data):
     tok = FullTokenizer(shared_data / "vocab" / "bert-base-cased-vocab.txt", do_lower_case=False)
     assert tok.tokenize("Jim Henson, caf\u00e9") == ["Jim", "He", "##nson", ",", "caf\u00e9"]
+
+
+# -- `openbert tokenize` ------------------------------------------------------------------------
+def _stdin_from(monkeypatch, data: bytes):
+    """Point sys.stdin at a pipe holding ``data``."""
+    import io
+    import os
+    import sys
+
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.FileIO(r, "rb")))
+
+
+def test_tokenize_command(vocab_file, monkeypatch, capsys):
+    from openbert import cli
+
+    path = vocab_file(SPEC_VOCAB)
+    text = "UNwant\u00e9d,running\n\nrunning \xff\n".encode("utf-8") + b"un\xffwant"  # no final newline
+    _stdin_from(monkeypatch, text)
+    assert cli.main(["tokenize", f"--vocab_file={path}"]) == 0
+    assert capsys.readouterr().out == "un ##want ##ed , runn ##ing\n\nrunn ##ing [UNK]\nun ##want\n"
+    _stdin_from(monkeypatch, text)
+    assert cli.main(["tokenize", f"--vocab_file={path}", "--ids", "--do_lower_case=false"]) == 0
+    assert capsys.readouterr().out == "0 10 8 9\n\n8 9 0\n7 4\n"
+
+
+def test_tokenize_command_errors(vocab_file, monkeypatch, capsys, tmp_path):
+    from openbert import cli
+
+    _stdin_from(monkeypatch, b"x\n")
+    assert cli.main(["tokenize", f"--vocab_file={tmp_path}/missing.txt"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli.main(["tokenize", f"--vocab_file={vocab_file(SPEC_VOCAB)}", "--do_lower_case=false",
+                     "--init_checkpoint=/m/uncased_L-12_H-768_A-12/bert_model.ckpt"]) == 2
+    assert "pass --do_lower_case=true" in capsys.readouterr().err
+
+
+def test_read_line_batches_streams_complete_lines():
+    import os
+
+    from openbert.commands.tokenize import read_line_batches
+
+    r, w = os.pipe()
+    os.write(w, b"a\nb\nc")
+    batches = read_line_batches(r, chunk=3)
+    assert next(batches) == [b"a"]  # only complete lines; "b" waits for its newline
+    os.write(w, b"d\n")
+    os.close(w)
+    assert [line for batch in batches for line in batch] == [b"b", b"cd"]
+    os.close(r)
