@@ -564,8 +564,7 @@ def create_pretraining_data(input_files: str | Sequence[str], output: str, token
         outputs = [p for p in output.split(",") if p]
         sink = [TFRecordWriter(p) for p in outputs]
     elif output_format == "shards":
-        sink = ShardWriter(output, cfg, vocab_size=vocab.size,
-                           do_lower_case=getattr(tokenizer, "do_lower_case", None))
+        sink = ShardWriter(output, cfg, vocab, do_lower_case=getattr(tokenizer, "do_lower_case", None))
     else:
         raise OpenBertError(f"--output_format={output_format}: use shards or tfrecord")
     bar = tqdm(total=sum(os.path.getsize(f) for f in files), unit="B", unit_scale=True,
@@ -600,3 +599,212 @@ def create_pretraining_data(input_files: str | Sequence[str], output: str, token
                        "sentence: put one sentence per line with blank lines only between "
                        "documents")
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# training input: shards or TFRecord files -> examples -> batches
+# ---------------------------------------------------------------------------------------------
+class _TFRecordSource:
+    """One TFRecord file of the original's features, read by record offset."""
+
+    def __init__(self, path: str):
+        from .tfrecord import index_records
+
+        self.path = path
+        self.index = index_records(path, verify=False)
+        with open(path, "rb") as f:
+            self.buf = f.read()
+        self.max_seq_length = self.max_predictions_per_seq = None
+        if len(self.index):
+            first = self._decode(0)
+            self.max_seq_length = len(first["input_ids"])
+            self.max_predictions_per_seq = len(first["masked_lm_ids"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _decode(self, i: int) -> dict:
+        from .tfrecord import decode_example
+
+        start, length = self.index[i]
+        try:
+            ex = decode_example(self.buf[start:start + length])
+            return {k: ex[k] for k in ("input_ids", "input_mask", "segment_ids",
+                                       "masked_lm_positions", "masked_lm_ids",
+                                       "masked_lm_weights", "next_sentence_labels")}
+        except (ValueError, KeyError) as e:
+            raise OpenBertError(f"record {i} of {self.path} is not a pre-training example ({e}): "
+                                f"create the file with `openbert create-pretraining-data`") from None
+
+    def instance(self, i: int) -> dict[str, np.ndarray]:
+        ex = self._decode(i)
+        n = int(ex["input_mask"].sum())
+        m = int((ex["masked_lm_weights"] > 0).sum())
+        return {"input_ids": ex["input_ids"][:n], "segment_ids": ex["segment_ids"][:n],
+                "masked_lm_positions": ex["masked_lm_positions"][:m],
+                "masked_lm_ids": ex["masked_lm_ids"][:m],
+                "next_sentence_labels": int(ex["next_sentence_labels"][0])}
+
+
+class PretrainingDataset:
+    """Map-style dataset over openbert shard directories and/or TFRecord files.
+
+    ``dataset[i]`` -> dict of unpadded arrays: input_ids, segment_ids [n], masked_lm_positions,
+    masked_lm_ids [m], next_sentence_labels (int). The data must have been created with
+    ``max_seq_length`` / ``max_predictions_per_seq`` (the original's fixed-size features);
+    ``dynamic_masking`` re-masks every access (see :class:`DynamicMasking`).
+    """
+
+    def __init__(self, input_files: str | Sequence[str], max_seq_length: int,
+                 max_predictions_per_seq: int, dynamic_masking: "DynamicMasking | None" = None):
+        from .shards import Shards, is_shard_dir
+
+        if isinstance(input_files, str):
+            input_files = [p for p in input_files.split(",") if p]
+        paths = []
+        for pattern in input_files:
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise OpenBertError(f"--input_file {pattern} matches nothing: pass shard "
+                                    f"directories or TFRecord files made by create-pretraining-data")
+            paths.extend(matches)
+        self.sources = []
+        for p in paths:
+            if is_shard_dir(p):
+                src = Shards(p)
+            elif os.path.isdir(p):
+                raise OpenBertError(f"{p} is a directory without meta.json: pass an openbert shard "
+                                    f"directory or TFRecord files")
+            else:
+                src = _TFRecordSource(p)
+            for what, have, want in (("max_seq_length", src.max_seq_length, max_seq_length),
+                                     ("max_predictions_per_seq", src.max_predictions_per_seq,
+                                      max_predictions_per_seq)):
+                if have is not None and have != want:
+                    raise OpenBertError(
+                        f"{p} was created with --{what}={have} but --{what}={want} was given: "
+                        f"pass --{what}={have}, or re-create the data with --{what}={want}")
+            self.sources.append(src)
+        counts = [len(s) for s in self.sources]
+        if not sum(counts):
+            raise OpenBertError(f"no instances in {', '.join(paths)}")
+        self.starts = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=self.starts[1:])
+        self.max_seq_length = max_seq_length
+        self.max_predictions_per_seq = max_predictions_per_seq
+        self.dynamic_masking = dynamic_masking
+        self.subword_ids = next((getattr(s, "subword_ids", None) for s in self.sources
+                                 if getattr(s, "subword_ids", None) is not None), None)
+        self.meta = next((s.meta for s in self.sources if hasattr(s, "meta")), {})
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    @property
+    def lengths(self) -> np.ndarray | None:
+        """Token counts per instance (shards only; None when a TFRecord file is among them)."""
+        if all(hasattr(s, "lengths") for s in self.sources):
+            return np.concatenate([s.lengths for s in self.sources])
+        return None
+
+    def __getitem__(self, i: int) -> dict:
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        ex = self.sources[k].instance(int(i - self.starts[k]))
+        if self.dynamic_masking is not None:
+            ex = self.dynamic_masking(ex, int(i))
+        return ex
+
+
+class DynamicMasking:
+    """Fresh masks at every access of an instance, from its unmasked tokens (beyond the original).
+
+    The unmasked tokens are the stored ones with ``masked_lm_ids`` put back at
+    ``masked_lm_positions``; then the original's rule is applied with numpy: candidates are all
+    positions but [CLS]/[SEP] (``##`` pieces joined to their word when ``whole_word``), shuffled,
+    taken until num_to_predict = min(P, max(1, round(n * masked_lm_prob))) (overflowing words
+    skipped); 80% [MASK], 10% kept, 10% a random id. Access ``c`` of instance ``i`` uses the
+    generator seeded with (seed, i, c), so epoch e of a run sees the same masks on every run.
+    """
+
+    def __init__(self, cls_id: int, sep_id: int, mask_id: int, vocab_size: int,
+                 masked_lm_prob: float = 0.15, max_predictions_per_seq: int = 20,
+                 subword_ids: np.ndarray | None = None, seed: int = 0):
+        self.cls_id, self.sep_id, self.mask_id = cls_id, sep_id, mask_id
+        self.vocab_size = vocab_size
+        self.masked_lm_prob = masked_lm_prob
+        self.max_predictions_per_seq = max_predictions_per_seq
+        self.is_subword = None
+        if subword_ids is not None:
+            self.is_subword = np.zeros(vocab_size, bool)
+            self.is_subword[np.asarray(subword_ids, np.int64)] = True
+        self.seed = seed
+        self.counts: dict[int, int] = {}
+
+    def __call__(self, ex: dict, index: int) -> dict:
+        count = self.counts.get(index, 0)
+        self.counts[index] = count + 1
+        rng = np.random.default_rng((self.seed, index, count))
+        tokens = np.array(ex["input_ids"], np.int64)
+        tokens[ex["masked_lm_positions"]] = ex["masked_lm_ids"]
+        n = len(tokens)
+        cand = np.flatnonzero((tokens != self.cls_id) & (tokens != self.sep_id))
+        num = min(self.max_predictions_per_seq, max(1, int(round(n * self.masked_lm_prob))))
+        if self.is_subword is not None:
+            # a ## piece joins the candidate before it (the original's grouping)
+            starts = ~self.is_subword[tokens[cand]]
+            starts[:1] = True
+            word = np.cumsum(starts) - 1  # word id of each candidate
+            order = rng.permutation(int(word[-1]) + 1) if len(cand) else np.zeros(0, np.int64)
+            sizes = np.bincount(word)
+            chosen_words, total = [], 0
+            for w in order:
+                if total >= num:
+                    break
+                if total + sizes[w] <= num:
+                    chosen_words.append(w)
+                    total += sizes[w]
+            positions = np.sort(cand[np.isin(word, chosen_words)])
+        else:
+            positions = np.sort(rng.permutation(cand)[:num])
+        labels = tokens[positions]
+        out = tokens.copy()
+        u = rng.random(len(positions))
+        out[positions[u < 0.8]] = self.mask_id
+        rand = u >= 0.9
+        out[positions[rand]] = rng.integers(0, self.vocab_size, int(rand.sum()))
+        return {**ex, "input_ids": out, "masked_lm_positions": positions, "masked_lm_ids": labels}
+
+
+def collate(examples: list[dict], next_sentence: bool = True) -> dict:
+    """Pad a list of dataset items into a batch of torch tensors.
+
+    input_ids / input_mask / segment_ids [B, S] (S = longest in the batch), masked_lm_positions /
+    masked_lm_ids / masked_lm_weights [B, P] (P = most predictions in the batch; weights 0 on
+    padding), next_sentence_labels [B] (left out when ``next_sentence`` is False).
+    """
+    import torch
+
+    b = len(examples)
+    s = max(len(e["input_ids"]) for e in examples)
+    p = max(1, max(len(e["masked_lm_positions"]) for e in examples))
+    input_ids = np.zeros((b, s), np.int64)
+    input_mask = np.zeros((b, s), np.int64)
+    segment_ids = np.zeros((b, s), np.int64)
+    positions = np.zeros((b, p), np.int64)
+    ids = np.zeros((b, p), np.int64)
+    weights = np.zeros((b, p), np.float32)
+    for r, e in enumerate(examples):
+        n, m = len(e["input_ids"]), len(e["masked_lm_positions"])
+        input_ids[r, :n] = e["input_ids"]
+        input_mask[r, :n] = 1
+        segment_ids[r, :n] = e["segment_ids"]
+        positions[r, :m] = e["masked_lm_positions"]
+        ids[r, :m] = e["masked_lm_ids"]
+        weights[r, :m] = 1.0
+    batch = {"input_ids": torch.from_numpy(input_ids), "input_mask": torch.from_numpy(input_mask),
+             "segment_ids": torch.from_numpy(segment_ids),
+             "masked_lm_positions": torch.from_numpy(positions),
+             "masked_lm_ids": torch.from_numpy(ids), "masked_lm_weights": torch.from_numpy(weights)}
+    if next_sentence:
+        batch["next_sentence_labels"] = torch.tensor([e["next_sentence_labels"] for e in examples])
+    return batch

@@ -2,8 +2,10 @@
 
 A data set is a directory::
 
-    meta.json                   format, version, the creation flags, vocab_size, num_instances,
-                                and per shard: name, source file, seed, num_instances
+    meta.json                   format, version, the creation flags, vocab_size, the ids of
+                                [CLS]/[SEP]/[MASK], num_instances, and per shard: name, source
+                                file, seed, num_instances
+    subword_ids.npy             ids of the vocabulary's ``##`` pieces (whole-word dynamic masking)
     shard_00000/                one shard per input file (in input order)
         input_ids.npy           [T] uint16 (int32 when vocab_size > 65535): every instance's
                                 tokens back to back, masks applied, no padding
@@ -42,7 +44,8 @@ def is_shard_dir(path: str) -> bool:
 class ShardWriter:
     """Collect shards into ``directory`` (written atomically on ``close()``)."""
 
-    def __init__(self, directory: str, cfg, vocab_size: int, do_lower_case: bool | None = None):
+    def __init__(self, directory: str, cfg, vocab, do_lower_case: bool | None = None):
+        """``cfg``: PretrainingDataConfig; ``vocab``: MaskingVocab."""
         self.directory = os.fspath(directory)
         if os.path.exists(self.directory) and not is_shard_dir(self.directory):
             if not os.path.isdir(self.directory) or os.listdir(self.directory):
@@ -52,10 +55,13 @@ class ShardWriter:
         self._ctx = atomic_path(self.directory)
         self._tmp = self._ctx.__enter__()
         os.makedirs(self._tmp)
-        self.token_dtype = np.uint16 if vocab_size <= 1 << 16 else np.int32
+        self.token_dtype = np.uint16 if vocab.size <= 1 << 16 else np.int32
         self.meta = {"format": FORMAT, "version": VERSION, **asdict(cfg),
-                     "vocab_size": int(vocab_size), "do_lower_case": do_lower_case,
+                     "vocab_size": int(vocab.size), "do_lower_case": do_lower_case,
+                     "cls_id": vocab.cls_id, "sep_id": vocab.sep_id, "mask_id": vocab.mask_id,
                      "num_instances": 0, "shards": []}
+        np.save(os.path.join(self._tmp, "subword_ids.npy"),
+                np.flatnonzero(np.frombuffer(bytes(vocab.is_subword), np.uint8)).astype(np.int32))
 
     def add(self, arrays, source: str = "", seed: int | None = None) -> None:
         name = f"shard_{len(self.meta['shards']):05d}"
@@ -109,6 +115,8 @@ class Shards:
         counts = [len(s["a_lengths"]) for s in self.shards]
         self.starts = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=self.starts[1:])
+        sub = os.path.join(self.directory, "subword_ids.npy")
+        self.subword_ids = np.load(sub) if os.path.isfile(sub) else None
         self.lengths = np.concatenate([np.diff(s["offsets"]) for s in self.shards]) \
             if self.shards else np.zeros(0, np.int64)
 
