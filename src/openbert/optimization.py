@@ -12,8 +12,10 @@
 Which step the schedule reads: the original builds the learning rate from ``global_step`` *before*
 the update increments it, so the k-th update (k = 1, 2, ...) uses ``lr(k - 1)``: the first update of
 a warmed-up run has lr 0 and the last one ``init_lr / T``. We do the same (0-based): the scheduler
-starts at step 0 and is advanced after each optimizer step. This is also what HF's
-``get_linear_schedule_with_warmup`` does, so both give the same sequence of learning rates.
+starts at step 0 and is advanced after each optimizer step. (HF's
+``get_linear_schedule_with_warmup`` also reads 0-based steps, but decays as ``(T - step) / (T - W)``
+after warmup; the original decays as ``1 - step / T`` from step 0, so the learning rate drops at the
+end of warmup from ``init_lr * (W - 1) / W`` to ``init_lr * (1 - W / T)``. We keep the original.)
 
 All updates use ``torch._foreach_*`` kernels: one call per group of same-device, same-dtype tensors
 instead of one Python-level op per parameter.
