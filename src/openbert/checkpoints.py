@@ -288,9 +288,12 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
 
     path = os.fspath(path)
     config_obj = load_config(path, config)
-    config_desc = (config if isinstance(config, (str, os.PathLike)) else find_config(path)) or "the given config"
+    config_desc = (os.fspath(config) if isinstance(config, (str, os.PathLike)) else
+                   "the given BertConfig" if config is not None else find_config(path))
     state, unmapped, source = read_checkpoint(path)
-    model = cls(config_obj, **_head_kwargs(cls, state, head_kwargs))
+    with torch.device("meta"):  # no time spent initialising weights the checkpoint replaces
+        model = cls(config_obj, **_head_kwargs(cls, state, head_kwargs))
+    model.to_empty(device="cpu")
     is_base = isinstance(model, BertModel)
     own_state = model.state_dict()
     own = {(ENCODER_PREFIX + k if is_base else k): k for k in own_state}
@@ -316,6 +319,7 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
         raise OpenBertError(f"{source} lacks {len(encoder_missing)} encoder tensor(s) the model needs "
                             f"({shown}); is it a BERT checkpoint matching {config_desc}?")
     model.load_state_dict(to_load, strict=False)
+    model.init_weights(only={own[c] for c in missing})
     if missing:
         logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(missing))
     if unexpected:

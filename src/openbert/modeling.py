@@ -45,6 +45,24 @@ def get_activation(config: BertConfig):
     return {"relu": F.relu, "tanh": torch.tanh, "linear": lambda x: x}[config.hidden_act]
 
 
+def truncated_normal_(t: torch.Tensor, std: float) -> torch.Tensor:
+    """Fill ``t`` from N(0, std^2) with values beyond 2 std redrawn (TF's truncated_normal)."""
+    if t.is_meta:
+        return t
+    with torch.no_grad():
+        flat = t.view(-1)
+        flat.normal_(0.0, std)
+        idx = torch.nonzero(flat.abs() > 2 * std).squeeze(1)  # ~4.6% of the values
+        vals = flat[idx]
+        while True:
+            bad = vals.abs() > 2 * std
+            if not bool(bad.any()):
+                break
+            vals[bad] = torch.empty(int(bad.sum()), dtype=t.dtype, device=t.device).normal_(0.0, std)
+        flat[idx] = vals
+    return t
+
+
 # ---------------------------------------------------------------------------------------------
 # outputs
 # ---------------------------------------------------------------------------------------------
@@ -243,20 +261,24 @@ class BertPreTrainedModel(nn.Module):
         super().__init__()
         self.config = config
 
-    def init_weights(self) -> None:
-        """Truncated normal (2 std, stddev initializer_range); biases 0; LayerNorm 1/0."""
+    def init_weights(self, only: set[str] | None = None) -> None:
+        """Truncated normal (2 std, stddev initializer_range); biases 0; LayerNorm 1/0.
+
+        ``only``: parameter names (as in ``named_parameters``) to initialise; default all.
+        """
         std = self.config.initializer_range
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for name, p in self.named_parameters(recurse=True):
-            if name.endswith("output_bias") or name in ("cls.predictions.bias",):
-                nn.init.zeros_(p)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if only is not None and name not in only:
+                    continue
+                module = self.get_submodule(name.rpartition(".")[0]) if "." in name else self
+                leaf = name.rpartition(".")[2]
+                if isinstance(module, nn.LayerNorm):
+                    p.fill_(1.0 if leaf == "weight" else 0.0)
+                elif leaf == "weight" and isinstance(module, (nn.Linear, nn.Embedding)):
+                    truncated_normal_(p, std)
+                else:  # Linear biases, the LM output bias
+                    p.zero_()
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         for m in self.modules():
@@ -270,11 +292,12 @@ class BertPreTrainedModel(nn.Module):
 
         return load_pretrained(cls, path, config=config, **kwargs)
 
-    def save_pretrained(self, directory) -> None:
-        """Write ``config.json`` + ``bert_config.json`` + ``model.safetensors`` (HF-loadable)."""
+    def save_pretrained(self, directory, vocab_file=None) -> None:
+        """Write ``config.json`` + ``bert_config.json`` + ``model.safetensors`` (HF-loadable), and
+        ``vocab.txt`` copied from ``vocab_file`` when given."""
         from .checkpoints import save_pretrained
 
-        save_pretrained(self, directory)
+        save_pretrained(self, directory, vocab_file=vocab_file)
 
 
 def _attention_bias(input_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
