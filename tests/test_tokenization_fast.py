@@ -53,6 +53,10 @@ def test_tables_match_the_exact_predicates_on_every_code_point():
     assert set(t.split_lower) == punct | mn
     assert all(t.split_lower[cp] is None for cp in mn)
     assert all(t.split_lower[cp] == t.split_cased[cp] == f" {chr(cp)} " for cp in punct)
+    bmp = every[:0x10000]
+    assert {ord(c) for c in t.bmp_words.findall(bmp) if len(c) == 1} >= {c for c in punct if c < 0x10000}
+    assert {ord(c) for c in "".join(t.bmp_mn.findall(bmp))} == {c for c in mn if c < 0x10000}
+    assert "".join(t.astral.findall(every)) == every[0x10000:]
 
 
 def _code_point_texts(lo, hi, step=64):
@@ -167,7 +171,7 @@ def test_cache_overflow_is_cleared(shared_data, tokenizers, monkeypatch):
     for text in texts:  # one batch per text: the cache is cleared whenever it would pass 50
         assert tok.tokenize_batch([text]) == [tok.tokenize(text)]
         most = max(most, len(set(tokenization_fast.basic_tokenize(text, tok.do_lower_case))))
-        assert len(tok.fast._pieces) <= 50 + most
+        assert len(tok.fast._pieces) <= len(tok.vocab) + 50 + most
 
 
 def test_batch_rejects_a_single_string(tokenizers):

@@ -56,6 +56,11 @@ class _Tables:
         self.cjk = re.compile(f"[{_char_class(cjk)}]")
         self.ascii_drop = re.compile(f"[{_char_class([cp for cp in drop if cp < 128])}]+")
         self.ascii_words = re.compile(f"[{ascii_p}]|[^{ascii_p}\\s]+")
+        # Basic Multilingual Plane text: regexes (sre compiles BMP classes to fast bitmaps).
+        bmp_p = _char_class([cp for cp in punct if cp < 0x10000])
+        self.astral = re.compile("[\\U00010000-\\U0010ffff]")
+        self.bmp_words = re.compile(f"[{bmp_p}]|[^{bmp_p}\\s]+")
+        self.bmp_mn = re.compile(f"[{_char_class([cp for cp in mn if cp < 0x10000])}]+")
         # str.translate tables for the non-ASCII split: punctuation -> " p " (so that a
         # whitespace split isolates it); when lower-casing also category Mn -> deleted.
         self.split_cased = {cp: f" {chr(cp)} " for cp in punct}
@@ -94,12 +99,15 @@ def basic_tokenize(text: str | bytes, do_lower_case: bool = True) -> list[str]:
         text = t.drop.sub("", text)
     if t.cjk.search(text):
         text = t.cjk.sub(r" \g<0> ", text)
-    if not do_lower_case:
-        return text.translate(t.split_cased).split()
-    text = text.lower()
-    if not unicodedata.is_normalized("NFD", text):
-        text = unicodedata.normalize("NFD", text)
-    return text.translate(t.split_lower).split()
+    if do_lower_case:
+        text = text.lower()
+        if not unicodedata.is_normalized("NFD", text):
+            text = unicodedata.normalize("NFD", text)
+    if not t.astral.search(text):
+        if do_lower_case:
+            text = t.bmp_mn.sub("", text)
+        return t.bmp_words.findall(text)
+    return text.translate(t.split_lower if do_lower_case else t.split_cased).split()
 
 
 class FastWordpiece:
@@ -118,8 +126,16 @@ class FastWordpiece:
         self.max_piece_len = max((len(k) for k in vocab), default=0)
         self._pieces: dict[str, tuple[str, ...]] = {}
         self._ids: dict[str, tuple[int, ...]] = {}
+        self._clear()
         self._pool = None
         self._pool_size = 0
+
+    def _clear(self) -> None:
+        """Empty the word caches, then seed them with the vocabulary: a word that is a vocabulary
+        entry (and not over-long) is its own single piece."""
+        limit = self.max_input_chars_per_word
+        self._pieces = {w: (w,) for w in self.vocab if len(w) <= limit}
+        self._ids = {w: (self.vocab[w],) for w in self._pieces}
 
     # -- one word ---------------------------------------------------------------------------
     def wordpiece(self, word: str) -> tuple[str, ...]:
@@ -147,18 +163,11 @@ class FastWordpiece:
         missing = words.difference(self._pieces)
         if not missing:
             return
-        if len(self._pieces) + len(missing) > _MAX_CACHE:
-            self._pieces.clear()
-            self._ids.clear()
-            missing = words
+        if len(self._pieces) + len(missing) > len(self.vocab) + _MAX_CACHE:
+            self._clear()
+            missing = words.difference(self._pieces)
         vocab, pieces, ids = self.vocab, self._pieces, self._ids
-        # Most words are vocabulary entries themselves: one set operation finds them.
-        whole = missing.intersection(vocab.keys())
-        for w in whole:
-            if len(w) <= self.max_input_chars_per_word:
-                pieces[w] = (w,)
-                ids[w] = (vocab[w],)
-        for w in missing.difference(pieces):
+        for w in missing:
             p = self.wordpiece(w)
             pieces[w] = p
             ids[w] = tuple(vocab[x] for x in p)
@@ -207,7 +216,7 @@ class FastWordpiece:
             self._pool = None
 
     def __getstate__(self):
-        return {**self.__dict__, "_pool": None, "_pool_size": 0, "_pieces": {}, "_ids": {}}
+        return {**self.__dict__, "_pool": None, "_pool_size": 0}
 
     def __del__(self):
         try:
