@@ -65,6 +65,14 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, bucketed):
     assert steps == list(range(1, 17))
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _trainer(out, **kw) -> Trainer:
     args = TrainingArguments(output_dir=str(out), train_batch_size=4, learning_rate=1e-3,
                              num_train_steps=2, progress=False, device="cpu", plot=False, **kw)
