@@ -174,6 +174,18 @@ def test_cache_overflow_is_cleared(shared_data, tokenizers, monkeypatch):
         assert len(tok.fast._pieces) <= len(tok.vocab) + 50 + most
 
 
+def test_vocab_without_unk(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("want\n##ed\nrun\n", encoding="utf-8")
+    tok = FullTokenizer(path)
+    texts = ["wanted runs", "run"] * 300
+    assert tok.tokenize_batch(texts) == [tok.tokenize(t) for t in texts]  # [UNK] as a token
+    assert tok.tokenize_batch(texts, workers=2)[:2] == [["want", "##ed", "[UNK]"], ["run"]]
+    assert tok.encode_batch(["run wanted"]) == [[2, 0, 1]]
+    with pytest.raises(KeyError, match="token '\\[UNK\\]' is not in the vocabulary"):
+        tok.encode_batch(["runs"])
+
+
 def test_batch_rejects_a_single_string(tokenizers):
     with pytest.raises(TypeError, match="list of texts"):
         tokenizers["uncased"].tokenize_batch("one text")

@@ -18,6 +18,7 @@ processes.
 """
 from __future__ import annotations
 
+import array
 import itertools
 import multiprocessing
 import os
@@ -129,6 +130,7 @@ class FastWordpiece:
         self._clear()
         self._pool = None
         self._pool_size = 0
+        self._id_to_token = None
 
     def _clear(self) -> None:
         """Empty the word caches, then seed them with the vocabulary: a word that is a vocabulary
@@ -167,10 +169,12 @@ class FastWordpiece:
             self._clear()
             missing = words.difference(self._pieces)
         vocab, pieces, ids = self.vocab, self._pieces, self._ids
+        unk_known = self.unk_token in vocab
         for w in missing:
             p = self.wordpiece(w)
             pieces[w] = p
-            ids[w] = tuple(vocab[x] for x in p)
+            if unk_known or self.unk_token not in p:  # ids only where every piece has one
+                ids[w] = tuple(vocab[x] for x in p)
 
     # -- many texts -------------------------------------------------------------------------
     def _run(self, texts: Sequence[str | bytes], ids: bool) -> list[list]:
@@ -178,7 +182,17 @@ class FastWordpiece:
         words = [basic_tokenize(text, lower) for text in texts]
         self._fill(set(chain(words)))
         get = (self._ids if ids else self._pieces).__getitem__
-        return [list(chain(map(get, w))) for w in words]
+        try:
+            return [list(chain(map(get, w))) for w in words]
+        except KeyError:  # only ids can be missing: those of words that became unk_token
+            raise KeyError(f"token {self.unk_token!r} is not in the vocabulary") from None
+
+    def _run_packed(self, texts: Sequence[str | bytes]) -> tuple[bytes, bytes]:
+        """Ids of ``texts`` packed for a cheap trip between processes: (flat ids, per-text counts)
+        as int32 bytes."""
+        rows = self._run(texts, ids=True)
+        flat = array.array("i", itertools.chain.from_iterable(rows))
+        return flat.tobytes(), array.array("i", map(len, rows)).tobytes()
 
     def tokenize_batch(self, texts: Sequence[str | bytes], workers: int = 0) -> list[list[str]]:
         return self._dispatch(texts, workers, ids=False)
@@ -191,13 +205,25 @@ class FastWordpiece:
             raise TypeError("tokenize_batch/encode_batch take a list of texts; for one text use "
                             "tokenize(text)")
         workers = (os.cpu_count() or 1) if workers < 0 else workers
-        if workers <= 1 or len(texts) < 2 * _MIN_TEXTS_PER_WORKER:
+        if (workers <= 1 or len(texts) < 2 * _MIN_TEXTS_PER_WORKER
+                or self.unk_token not in self.vocab):
             return self._run(texts, ids)
         pool = self._get_pool(workers)
         n_chunks = min(4 * workers, len(texts) // _MIN_TEXTS_PER_WORKER)
         size = -(-len(texts) // n_chunks)
-        chunks = [(texts[i:i + size], ids) for i in range(0, len(texts), size)]
-        return [row for part in pool.starmap(_worker_run, chunks) for row in part]
+        chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+        # Workers send ids back as int32 bytes (pickling millions of small objects would cost
+        # more than tokenizing); tokens are looked up from the ids here.
+        if not ids and self._id_to_token is None:
+            self._id_to_token = {i: t for t, i in self.vocab.items()}
+        out = []
+        for flat_bytes, counts_bytes in pool.imap(_worker_run, chunks):
+            flat, counts = array.array("i"), array.array("i")
+            flat.frombytes(flat_bytes)
+            counts.frombytes(counts_bytes)
+            it = iter(flat.tolist() if ids else map(self._id_to_token.__getitem__, flat))
+            out.extend(list(itertools.islice(it, n)) for n in counts)
+        return out
 
     def _get_pool(self, workers: int):
         if self._pool is None or self._pool_size != workers:
@@ -234,5 +260,5 @@ def _worker_init(engine: FastWordpiece) -> None:
     tables()
 
 
-def _worker_run(texts, ids: bool) -> list[list]:
-    return _worker_engine._run(texts, ids)
+def _worker_run(texts) -> tuple[bytes, bytes]:
+    return _worker_engine._run_packed(texts)
