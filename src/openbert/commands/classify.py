@@ -16,7 +16,8 @@ import os
 
 from .. import classifier
 from ..checkpoints import find_vocab, load_config
-from ..data.classification import PROCESSORS, convert_examples_to_features, get_processor
+from ..data.classification import (PROCESSORS, canonical_task_name, convert_examples_to_features,
+                                   get_processor)
 from ..errors import OpenBertError
 from ..tokenization import FullTokenizer, validate_case_matches_checkpoint
 from ..training import TrainingArguments
@@ -68,12 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _processor(args, labels_from_model):
-    if args.task_name.lower() == "custom":
+    task = canonical_task_name(args.task_name)
+    if task == "custom":
         files = {s: [getattr(args, f"{s}_file") or f"{s}.tsv"] for s in ("train", "dev", "test")}
         labels = args.labels.split(",") if args.labels else labels_from_model
         return get_processor("custom", files=files, text_a=args.text_a_column, text_b=args.text_b_column,
                              label=args.label_column, labels=labels, is_regression=args.regression)
-    if args.task_name.lower() == "xnli":
+    if task == "xnli":
         return get_processor("xnli", language=args.xnli_language)
     return get_processor(args.task_name)
 
@@ -83,6 +85,7 @@ def _check_args(args) -> None:
         raise OpenBertError("at least one of --do_train, --do_eval or --do_predict must be true")
     if args.use_tpu:
         raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
+    canonical_task_name(args.task_name)
     if not args.data_dir:
         raise OpenBertError("--data_dir is required: the folder with the task's files")
     if args.warmup_proportion < 0 or args.warmup_proportion > 1:

@@ -393,11 +393,16 @@ def get_processor(task_name: str, **kwargs) -> DataProcessor:
 
     kwargs go to the processor: ``language`` for XNLI, the NamedColumnProcessor arguments for custom.
     """
-    by_key = {_key(k): v for k, v in PROCESSORS.items()}
-    factory = by_key.get(_key(task_name))
-    if factory is None:
+    return PROCESSORS[canonical_task_name(task_name)](**kwargs)
+
+
+def canonical_task_name(task_name: str) -> str:
+    """The registry name of ``task_name`` ("SST2" -> "sst-2"); OpenBertError listing the known ones."""
+    by_key = {_key(k): k for k in PROCESSORS}
+    name = by_key.get(_key(task_name))
+    if name is None:
         raise OpenBertError(f"unknown task {task_name!r}; known tasks: {', '.join(PROCESSORS)}")
-    return factory(**kwargs)
+    return name
 
 
 # ---------------------------------------------------------------------------------------------
