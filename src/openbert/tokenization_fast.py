@@ -19,6 +19,8 @@ processes.
 from __future__ import annotations
 
 import array
+import contextlib
+import gc
 import itertools
 import multiprocessing
 import os
@@ -124,7 +126,7 @@ class FastWordpiece:
         self.do_lower_case = do_lower_case
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
-        self.max_piece_len = max((len(k) for k in vocab), default=0)
+        self.max_piece_len = max(map(len, vocab), default=0)
         self._pieces: dict[str, tuple[str, ...]] = {}
         self._ids: dict[str, tuple[int, ...]] = {}
         self._clear()
@@ -135,9 +137,12 @@ class FastWordpiece:
     def _clear(self) -> None:
         """Empty the word caches, then seed them with the vocabulary: a word that is a vocabulary
         entry (and not over-long) is its own single piece."""
-        limit = self.max_input_chars_per_word
-        self._pieces = {w: (w,) for w in self.vocab if len(w) <= limit}
-        self._ids = {w: (self.vocab[w],) for w in self._pieces}
+        vocab = self.vocab
+        self._pieces = dict(zip(vocab, zip(vocab)))  # zip(vocab) gives the 1-tuples (w,)
+        self._ids = dict(zip(vocab, zip(vocab.values())))
+        if self.max_piece_len > self.max_input_chars_per_word:
+            for w in [w for w in vocab if len(w) > self.max_input_chars_per_word]:
+                del self._pieces[w], self._ids[w]
 
     # -- one word ---------------------------------------------------------------------------
     def wordpiece(self, word: str) -> tuple[str, ...]:
@@ -195,10 +200,12 @@ class FastWordpiece:
         return flat.tobytes(), array.array("i", map(len, rows)).tobytes()
 
     def tokenize_batch(self, texts: Sequence[str | bytes], workers: int = 0) -> list[list[str]]:
-        return self._dispatch(texts, workers, ids=False)
+        with _gc_paused():
+            return self._dispatch(texts, workers, ids=False)
 
     def encode_batch(self, texts: Sequence[str | bytes], workers: int = 0) -> list[list[int]]:
-        return self._dispatch(texts, workers, ids=True)
+        with _gc_paused():
+            return self._dispatch(texts, workers, ids=True)
 
     def _dispatch(self, texts, workers: int, ids: bool) -> list[list]:
         if isinstance(texts, (str, bytes)):
@@ -251,6 +258,19 @@ class FastWordpiece:
             pass
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: the batch allocates millions of lists and strings (no
+    cycles), and collections triggered by them would scan the whole heap again and again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 _worker_engine: FastWordpiece | None = None
 
 
@@ -261,4 +281,5 @@ def _worker_init(engine: FastWordpiece) -> None:
 
 
 def _worker_run(texts) -> tuple[bytes, bytes]:
-    return _worker_engine._run_packed(texts)
+    with _gc_paused():
+        return _worker_engine._run_packed(texts)
