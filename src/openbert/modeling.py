@@ -192,9 +192,22 @@ class BertLayer(nn.Module):
         self.act = get_activation(config)
 
     def _qkv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """query/key/value stacked: weight [3H, H], bias [3H] (one matmul instead of three).
+
+        Without autograd (inference) the stacked copy is kept and reused until a weight changes
+        (checked by storage and in-place version counter), so inference does not re-concatenate.
+        """
         s = self.attention.self
-        return (torch.cat([s.query.weight, s.key.weight, s.value.weight], 0),
-                torch.cat([s.query.bias, s.key.bias, s.value.bias], 0))
+        params = (s.query.weight, s.key.weight, s.value.weight, s.query.bias, s.key.bias, s.value.bias)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return torch.cat(params[:3], 0), torch.cat(params[3:], 0)
+        key = tuple((p.data_ptr(), p.dtype, p._version) for p in params)
+        cached = self.__dict__.get("_qkv_cache")
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable later
+                cached = (key, torch.cat(params[:3], 0), torch.cat(params[3:], 0))
+            self.__dict__["_qkv_cache"] = cached
+        return cached[1], cached[2]
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
                 unpadding: _Unpadding | None = None) -> torch.Tensor:
