@@ -168,10 +168,19 @@ def test_cache_overflow_is_cleared(shared_data, tokenizers, monkeypatch):
     texts = _lines(shared_data, "corpus/wikitext-2/test.txt")[:200]
     assert_parity(tok, texts)
     tok._fast, most = None, 0
-    for text in texts:  # one batch per text: the cache is cleared whenever it would pass 50
+    seeded = len(tok.fast._pieces)
+    for text in texts:  # one batch per text: the caches are cleared whenever they would pass 50
         assert tok.tokenize_batch([text]) == [tok.tokenize(text)]
-        most = max(most, len(set(tokenization_fast.basic_tokenize(text, tok.do_lower_case))))
-        assert len(tok.fast._pieces) <= len(tok.vocab) + 50 + most
+        most = max(most, len(set(tokenization_fast.whitespace_chunks(text))))
+        assert len(tok.fast._pieces) <= seeded + 50 + most
+
+
+def test_cache_seeding_only_takes_chunks_that_stay_whole(tokenizers):
+    uncased, cased = (tokenization_fast.FastWordpiece(tokenizers[n].vocab, tokenizers[n].do_lower_case)
+                      for n in ("uncased", "cased"))
+    assert uncased._pieces["the"] == ("the",) and "[CLS]" not in uncased._pieces
+    assert "The" in cased._pieces and "The" not in uncased._pieces
+    assert uncased._word_pieces["[CLS]"] == ("[CLS]",)  # a basic word may be any vocabulary entry
 
 
 def test_vocab_without_unk(tmp_path):

@@ -113,11 +113,29 @@ def basic_tokenize(text: str | bytes, do_lower_case: bool = True) -> list[str]:
     return text.translate(t.split_lower if do_lower_case else t.split_cased).split()
 
 
+def whitespace_chunks(text: str | bytes) -> list[str]:
+    """Split ``text`` into the pieces that BasicTokenizer handles independently of each other.
+
+    Only control characters must go first (some of them are whitespace to ``str.split`` but are
+    deleted, not split on, by the original); every later step of BasicTokenizer works within one
+    whitespace-separated chunk, so ``basic_tokenize`` of each chunk, concatenated, equals
+    ``basic_tokenize`` of the text.
+    """
+    t = tables()
+    text = _exact.convert_to_unicode(text)
+    drop = t.ascii_drop if text.isascii() else t.drop
+    if drop.search(text):
+        text = drop.sub("", text)
+    return text.split()
+
+
 class FastWordpiece:
-    """Basic + WordPiece tokenization of many texts with a per-word cache.
+    """Basic + WordPiece tokenization of many texts with two caches.
 
     ``tokenize_batch(texts)`` equals ``[FullTokenizer.tokenize(t) for t in texts]`` and
-    ``encode_batch(texts)`` the matching ids.
+    ``encode_batch(texts)`` the matching ids. A text is split into whitespace chunks
+    (:func:`whitespace_chunks`); each distinct chunk ("said," or "Caf\u00e9") is tokenized once and
+    its pieces and ids are remembered; each distinct basic word is WordPiece-split once.
     """
 
     def __init__(self, vocab, do_lower_case: bool = True, unk_token: str = "[UNK]",
@@ -127,26 +145,31 @@ class FastWordpiece:
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
         self.max_piece_len = max(map(len, vocab), default=0)
-        self._pieces: dict[str, tuple[str, ...]] = {}
-        self._ids: dict[str, tuple[int, ...]] = {}
-        self._clear()
+        self._unk_id = vocab.get(unk_token)
         self._pool = None
         self._pool_size = 0
         self._id_to_token = None
+        self._clear()
 
     def _clear(self) -> None:
-        """Empty the word caches, then seed them with the vocabulary: a word that is a vocabulary
-        entry (and not over-long) is its own single piece."""
-        vocab = self.vocab
-        self._pieces = dict(zip(vocab, zip(vocab)))  # zip(vocab) gives the 1-tuples (w,)
-        self._ids = dict(zip(vocab, zip(vocab.values())))
-        if self.max_piece_len > self.max_input_chars_per_word:
-            for w in [w for w in vocab if len(w) > self.max_input_chars_per_word]:
-                del self._pieces[w], self._ids[w]
+        """Empty the caches, then seed them from the vocabulary: a basic word that is a vocabulary
+        entry (and not over-long) is its own single piece; so is a whole chunk that BasicTokenizer
+        leaves as it is (e.g. "the" when lower-casing, but not "The" or "[CLS]")."""
+        vocab, limit = self.vocab, self.max_input_chars_per_word
+        self._word_pieces = dict(zip(vocab, zip(vocab)))  # word -> pieces; zip(vocab): (w,) tuples
+        if self.max_piece_len > limit:
+            for w in [w for w in vocab if len(w) > limit]:
+                del self._word_pieces[w]
+        lower = self.do_lower_case
+        kept = [w for w in self._word_pieces
+                if ((w.isalnum() and (not lower or w == w.lower())) if w.isascii()
+                    else basic_tokenize(w, lower) == [w])]
+        self._pieces = dict(zip(kept, zip(kept)))                      # chunk -> pieces
+        self._ids = dict(zip(kept, zip(map(vocab.__getitem__, kept))))  # chunk -> ids
 
     # -- one word ---------------------------------------------------------------------------
     def wordpiece(self, word: str) -> tuple[str, ...]:
-        """Greedy longest-match-first pieces of one word (no whitespace inside)."""
+        """Greedy longest-match-first pieces of one basic word (no whitespace inside)."""
         n = len(word)
         if n > self.max_input_chars_per_word:
             return (self.unk_token,)
@@ -165,30 +188,36 @@ class FastWordpiece:
             start = end
         return tuple(pieces)
 
-    def _fill(self, words: set[str]) -> None:
-        """Make sure every word of ``words`` is in the caches."""
-        missing = words.difference(self._pieces)
+    def _fill(self, chunks: set[str]) -> None:
+        """Make sure every chunk of ``chunks`` is in the caches."""
+        missing = chunks.difference(self._pieces)
         if not missing:
             return
-        if len(self._pieces) + len(missing) > len(self.vocab) + _MAX_CACHE:
+        if len(self._pieces) + len(self._word_pieces) + 2 * len(missing) > (
+                len(self.vocab) + _MAX_CACHE):
             self._clear()
-            missing = words.difference(self._pieces)
-        vocab, pieces, ids = self.vocab, self._pieces, self._ids
-        unk_known = self.unk_token in vocab
-        for w in missing:
-            p = self.wordpiece(w)
-            pieces[w] = p
-            if unk_known or self.unk_token not in p:  # ids only where every piece has one
-                ids[w] = tuple(vocab[x] for x in p)
+            missing = chunks.difference(self._pieces)
+        vocab, lower, word_pieces = self.vocab, self.do_lower_case, self._word_pieces
+        unk_known = self._unk_id is not None
+        for chunk in missing:
+            pieces = []
+            for word in basic_tokenize(chunk, lower):
+                wp = word_pieces.get(word)
+                if wp is None:
+                    wp = word_pieces[word] = self.wordpiece(word)
+                pieces.extend(wp)
+            self._pieces[chunk] = pieces = tuple(pieces)
+            if unk_known or self.unk_token not in pieces:  # ids only where every piece has one
+                self._ids[chunk] = tuple(map(vocab.__getitem__, pieces))
 
     # -- many texts -------------------------------------------------------------------------
     def _run(self, texts: Sequence[str | bytes], ids: bool) -> list[list]:
-        lower, chain = self.do_lower_case, itertools.chain.from_iterable
-        words = [basic_tokenize(text, lower) for text in texts]
-        self._fill(set(chain(words)))
+        chain = itertools.chain.from_iterable
+        chunks = list(map(whitespace_chunks, texts))
+        self._fill(set(chain(chunks)))
         get = (self._ids if ids else self._pieces).__getitem__
         try:
-            return [list(chain(map(get, w))) for w in words]
+            return [list(chain(map(get, c))) for c in chunks]
         except KeyError:  # only ids can be missing: those of words that became unk_token
             raise KeyError(f"token {self.unk_token!r} is not in the vocabulary") from None
 
