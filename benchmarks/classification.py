@@ -1,0 +1,193 @@
+"""Fine-tuning MiniLM-L6 on MRPC: openbert vs HF transformers, same model, data and hyper-parameters.
+
+    python benchmarks/classification.py                      # speed (interleaved) + full accuracy runs
+    python benchmarks/classification.py --skip_accuracy      # speed only
+    python benchmarks/classification.py --train_examples=1000 --num_train_epochs=1
+
+Data: Microsoft's MRPC files (msr_paraphrase_train.txt to train, msr_paraphrase_test.txt to report),
+tokenized once by openbert (both sides get the same token ids). Both sides: batch 32, AdamW-style
+update with weight decay 0.01, 10% linear warmup then linear decay, clipping at 1.0.
+
+- openbert: ``openbert.classifier.train`` (the Trainer: length-bucketed batches, per-batch padding,
+  encoder on real tokens only), evaluation in inference mode, length-sorted.
+- HF: ``BertForSequenceClassification`` in a plain torch loop, shuffled batches padded to the
+  longest member (what HF's DataCollatorWithPadding does), ``torch.optim.AdamW`` and
+  ``get_linear_schedule_with_warmup``; evaluation in order, padded per batch, under no_grad.
+
+Speed: ``--speed_reps`` interleaved repetitions of ``--speed_steps`` optimizer steps each (ours,
+then HF's), so background load hits both; wall-clock and process CPU seq/s, with ratios.
+Accuracy: one full fine-tuning run each (wall seq/s of the whole run printed too).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openbert import assets, classifier
+from openbert.checkpoints import load_config
+from openbert.data.classification import collate, convert_examples_to_features, get_processor
+from openbert.tokenization import FullTokenizer
+from openbert.training import TrainingArguments
+
+MRPC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "MRPC"
+
+
+# ---------------------------------------------------------------------------------------------
+# the HF side
+# ---------------------------------------------------------------------------------------------
+def hf_model(model_dir, num_labels=2):
+    from transformers import BertForSequenceClassification
+
+    return BertForSequenceClassification.from_pretrained(str(model_dir), num_labels=num_labels)
+
+
+def hf_batch(features):
+    """DataCollatorWithPadding: pad to the longest example of the batch."""
+    b = collate(features)
+    return {"input_ids": b["input_ids"], "attention_mask": b["input_mask"], "token_type_ids": b["segment_ids"],
+            "labels": b["labels"]}
+
+
+def hf_train(model, features, steps, batch_size, lr, seed, warmup_proportion=0.1):
+    """A plain torch fine-tuning loop the way HF users write it; returns seconds, CPU seconds."""
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+               "weight_decay": 0.01},
+              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+               "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
+    sched = get_linear_schedule_with_warmup(opt, int(steps * warmup_proportion), steps)
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(features)) for _ in range(steps * batch_size // len(features) + 1)])
+    model.train()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        loss = model(**hf_batch([features[i] for i in idx])).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def hf_accuracy(model, features, batch_size=64):
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(features), batch_size):
+            b = hf_batch(features[i:i + batch_size])
+            b.pop("labels")
+            preds.append(model(**b).logits.argmax(-1).numpy())
+    return float(np.mean(np.concatenate(preds) == np.array([f.label_id for f in features])))
+
+
+# ---------------------------------------------------------------------------------------------
+# the openbert side
+# ---------------------------------------------------------------------------------------------
+def ob_train(model_dir, config, features, steps, batch_size, lr, seed, output_dir, warmup_proportion=0.1):
+    """Fine-tune with the Trainer; returns (model, seconds of the training steps, CPU seconds)."""
+    model = classifier.build_model(model_dir, config, 2)
+    args = TrainingArguments(output_dir=output_dir, train_batch_size=batch_size, learning_rate=lr,
+                             num_train_steps=steps, num_warmup_steps=int(steps * warmup_proportion),
+                             seed=seed, save_checkpoints_steps=None, keep_checkpoint_max=1, progress=False,
+                             log_every_n_steps=steps, plot=False, device="cpu")
+    c0 = time.process_time()
+    result = classifier.train(model, features, args)
+    cpu = time.process_time() - c0
+    # the one metrics row covers the training steps only (not setup or the final checkpoint write)
+    seconds = steps * batch_size / result.history[-1]["seq_per_s"]
+    return model, seconds, cpu
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data_dir", default=str(MRPC))
+    p.add_argument("--train_examples", type=int, default=None, help="first N training pairs (default all 4076)")
+    p.add_argument("--num_train_epochs", type=float, default=3.0)
+    p.add_argument("--learning_rate", type=float, default=1e-4)
+    p.add_argument("--train_batch_size", type=int, default=32)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--speed_steps", type=int, default=6)
+    p.add_argument("--speed_reps", type=int, default=3)
+    p.add_argument("--skip_accuracy", action="store_true")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--seed", type=int, default=42)
+    a = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(a.threads)
+
+    model_dir = assets.fetch("minilm-l6")
+    config = load_config(model_dir)
+    tok = FullTokenizer(model_dir / "vocab.txt", do_lower_case=True)
+    proc = get_processor("mrpc")
+    train_ex = proc.get_train_examples(a.data_dir)[:a.train_examples]
+    test_ex = proc.get_dev_examples(a.data_dir)  # msr_paraphrase_test.txt
+    train_f = convert_examples_to_features(train_ex, proc.get_labels(), a.max_seq_length, tok)
+    test_f = convert_examples_to_features(test_ex, proc.get_labels(), a.max_seq_length, tok)
+    lengths = [len(f.input_ids) for f in train_f]
+    print(f"MiniLM-L6 on MRPC: {len(train_f)} train / {len(test_f)} test pairs, mean length "
+          f"{np.mean(lengths):.1f} tokens (max {max(lengths)}), batch {a.train_batch_size}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    tmp = tempfile.mkdtemp(prefix="openbert_bench_")
+
+    # ---- speed: interleaved repetitions ------------------------------------------------------
+    n = a.speed_steps * a.train_batch_size
+    ours, theirs = [], []
+    for rep in range(a.speed_reps):
+        _, s, c = ob_train(model_dir, config, train_f, a.speed_steps, a.train_batch_size, a.learning_rate,
+                           a.seed + rep, os.path.join(tmp, f"speed{rep}"))
+        ours.append((n / s, n / c))
+        model = hf_model(model_dir)
+        s, c = hf_train(model, train_f, a.speed_steps, a.train_batch_size, a.learning_rate, a.seed + rep)
+        theirs.append((n / s, n / c))
+        print(f"  rep {rep}: openbert {ours[-1][0]:.1f} seq/s ({ours[-1][1]:.1f} per CPU-s), "
+              f"HF {theirs[-1][0]:.1f} seq/s ({theirs[-1][1]:.1f} per CPU-s), "
+              f"ratio {ours[-1][0] / theirs[-1][0]:.2f}x", flush=True)
+    o, h = np.median(ours, axis=0), np.median(theirs, axis=0)
+    print(f"training speed (median of {a.speed_reps}): openbert {o[0]:.1f} seq/s, HF {h[0]:.1f} seq/s: "
+          f"{o[0] / h[0]:.2f}x wall; per CPU-second {o[1]:.1f} vs {h[1]:.1f}: {o[1] / h[1]:.2f}x")
+    if a.skip_accuracy:
+        return 0
+
+    # ---- accuracy: one full run each --------------------------------------------------------
+    steps = classifier.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
+    majority = max(np.mean([f.label_id == k for f in test_f]) for k in (0, 1))
+    print(f"full fine-tuning: {steps} steps, lr {a.learning_rate:g}; majority baseline {100 * majority:.1f}%",
+          flush=True)
+    model, s, _ = ob_train(model_dir, config, train_f, steps, a.train_batch_size, a.learning_rate, a.seed,
+                           os.path.join(tmp, "full"))
+    t0 = time.perf_counter()
+    res = classifier.evaluate(model, test_f, 64, ("accuracy", "f1"), steps, device="cpu", progress=False)
+    ob_eval = len(test_f) / (time.perf_counter() - t0)
+    ob_speed = steps * a.train_batch_size / s
+    print(f"  openbert: accuracy {100 * res['eval_accuracy']:.2f}%, F1 {100 * res['eval_f1']:.2f}%, "
+          f"train {ob_speed:.1f} seq/s, eval {ob_eval:.0f} seq/s", flush=True)
+    random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    model = hf_model(model_dir)
+    s, _ = hf_train(model, train_f, steps, a.train_batch_size, a.learning_rate, a.seed)
+    t0 = time.perf_counter()
+    acc = hf_accuracy(model, test_f)
+    hf_eval = len(test_f) / (time.perf_counter() - t0)
+    hf_speed = steps * a.train_batch_size / s
+    print(f"  HF:       accuracy {100 * acc:.2f}%, train {hf_speed:.1f} seq/s, eval {hf_eval:.0f} seq/s")
+    print(f"accuracy openbert {100 * res['eval_accuracy']:.2f}% vs HF {100 * acc:.2f}%; full-run training speed "
+          f"{ob_speed / hf_speed:.2f}x, eval {ob_eval / hf_eval:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
