@@ -104,6 +104,7 @@ def test_input_may_be_bytes_with_invalid_utf8():
     assert basic.tokenize("Caf\u00e9 ok".encode("utf-8")) == ["cafe", "ok"]
     # Invalid bytes are dropped, as the original's convert_to_unicode does.
     assert basic.tokenize(b"ab\xffcd \xc3(x") == ["abcd", "(", "x"]
+    assert tokenization.printable_text(b"caf\xc3\xa9\xff") == "caf\u00e9"
     with pytest.raises(TypeError, match="str or bytes"):
         basic.tokenize(3)
 

@@ -60,6 +60,11 @@ def convert_to_unicode(text: str | bytes) -> str:
     raise TypeError(f"tokenizer input must be str or bytes, got {type(text).__name__}")
 
 
+def printable_text(text: str | bytes) -> str:
+    """Text for printing or logging (the original's helper): the same as convert_to_unicode."""
+    return convert_to_unicode(text)
+
+
 def load_vocab(vocab_file: str | os.PathLike) -> "collections.OrderedDict[str, int]":
     """Read a vocabulary: one token a line, id = line number, lines stripped.
 

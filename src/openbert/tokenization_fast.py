@@ -1,20 +1,19 @@
 """The fast batch path of :class:`openbert.tokenization.FullTokenizer`: same tokens, many times faster.
 
-The original tokenizer walks every character in Python. Here each step of BasicTokenizer becomes
-one C-level string operation over the whole text, driven by character classes computed once from
-the running Python's ``unicodedata`` with the original's own predicates (so the tables can never
-disagree with the exact path, whatever the Unicode version):
+The original tokenizer walks every character in Python. Here:
 
-    drop controls   -> one regex substitution           (BasicTokenizer._clean_text)
-    space out CJK   -> one regex substitution           (_tokenize_chinese_chars)
-    lower + accents -> str.lower, NFD, drop category Mn (on the whole text; whitespace and
-                       punctuation bound every context these depend on)
-    split           -> one regex findall: a punctuation character, or a run of characters that
-                       are neither punctuation nor whitespace (whitespace split + _run_split_on_punc)
+1. A text loses its control characters (one regex) and is split on whitespace (``str.split``).
+   Every later step of BasicTokenizer works inside one such chunk, so a chunk ("said," or
+   "Caf\u00e9") always gives the same pieces: each distinct chunk is tokenized once and cached,
+   and the hot path is a split plus dictionary look-ups.
+2. A new chunk goes through :func:`basic_tokenize`, where each BasicTokenizer step is one C-level
+   string operation (regex substitution for CJK spacing, ``str.lower``, NFD, regex removal of
+   category Mn, regex ``findall`` for the punctuation split), then WordPiece per word (cached too).
 
-WordPiece results are cached per word (a corpus has far fewer distinct words than words). Pure
-ASCII text, the common case, skips the Unicode steps. Large batches can be spread over worker
-processes.
+The regexes' character classes are computed once per process by running the exact path's own
+predicates over every code point, so they follow the running Python's ``unicodedata`` by
+construction (HF ``tokenizers`` uses older Unicode tables and disagrees on some code points).
+Large batches can be spread over worker processes.
 """
 from __future__ import annotations
 
