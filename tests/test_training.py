@@ -53,6 +53,44 @@ def test_accumulation_equals_one_big_batch(tmp_path):
     assert not torch.allclose(big.classifier.weight, tiny_model(0.0).classifier.weight)
 
 
+def _pretraining_data(n=16, seq_len=12, max_pred=5):
+    """Masked-LM examples whose number of real masked positions varies from 1 to max_pred."""
+    g = torch.Generator().manual_seed(4)
+    data = []
+    for i in range(n):
+        k = 1 + i % max_pred
+        weights = torch.zeros(max_pred)
+        weights[:k] = 1.0
+        data.append({"input_ids": torch.randint(1, 99, (seq_len,), generator=g),
+                     "masked_lm_positions": torch.randint(1, seq_len, (max_pred,), generator=g),
+                     "masked_lm_ids": torch.randint(1, 99, (max_pred,), generator=g),
+                     "masked_lm_weights": weights,
+                     "next_sentence_labels": torch.tensor(i % 2)})
+    return data
+
+
+def _stack(examples):
+    return {k: torch.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+def test_accumulation_equals_one_big_batch_for_the_masked_lm_loss(tmp_path):
+    """Uneven masks: the masked-LM loss is normalised by the whole batch's weight, as one batch."""
+    from openbert.modeling import BertForPreTraining
+
+    def model():
+        torch.manual_seed(0)
+        return BertForPreTraining(tiny_model(0.0).config)
+
+    data = _pretraining_data()
+    runs = {}
+    for accum in (1, 4):
+        m = model()
+        args = _args(tmp_path / str(accum), gradient_accumulation_steps=accum, num_train_steps=3)
+        runs[accum] = (m, Trainer(m, args, data, _stack).train())
+    _assert_same_weights(runs[1][0], runs[4][0], 1e-6)
+    assert runs[1][1].loss == pytest.approx(runs[4][1].loss, abs=1e-6)
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     """Per-layer recomputation: same gradients (1e-6) with dropout on (the RNG state is replayed)."""
     batch = collate(tiny_data()[:6])

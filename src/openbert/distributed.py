@@ -61,6 +61,13 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of ``t`` over all ranks (in place); ``t`` unchanged without a process group."""
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
 def all_gather_object(obj) -> list:
     """``[obj of rank 0, obj of rank 1, ...]`` on every rank; ``[obj]`` without a process group."""
     if not is_distributed():

@@ -37,8 +37,8 @@ from torch.utils.data import DataLoader
 
 from . import train_state
 from .batching import GlobalBatchSampler, IndexBatches, inference_batches
-from .distributed import (WorldInfo, all_gather_object, all_reduce_mean, barrier, init_distributed,
-                          is_main_process, world_info)
+from .distributed import (WorldInfo, all_gather_object, all_reduce_mean, all_reduce_sum, barrier,
+                          init_distributed, is_main_process, world_info)
 from .errors import OpenBertError
 from .optimization import OPTIMIZERS, clip_by_global_norm, create_optimizer
 from .plotting import plot_metrics
@@ -369,13 +369,25 @@ class Trainer:
                            metrics_path=str(self.metrics_path), history=history)
 
     def _step(self, wrapped: torch.nn.Module, batches: Iterator) -> tuple[float, float, float]:
-        """One optimizer step over this rank's micro-batches -> (global mean loss, grad norm, lr)."""
+        """One optimizer step over this rank's micro-batches -> (global mean loss, grad norm, lr).
+
+        Each micro-batch contributes ``objective_i`` with sum over micro-batches, averaged over
+        ranks (as DDP averages gradients), equal to the loss of the whole global batch:
+        ``loss_i / accum`` for per-example mean losses; for the masked-LM loss
+        ``sum(w nll) / (sum(w) + 1e-5)`` the micro-batch loss is re-weighted by
+        ``(W_i + 1e-5) / (W + 1e-5) * world_size`` (W_i its weight total, W the global batch's), which
+        gives exactly the big batch's normalisation even when masks fall unevenly.
+        """
         args = self.args
         accum = args.gradient_accumulation_steps
         fp16 = args.precision == "fp16"
+        micro = [_to_device(next(batches), self.device) for _ in range(accum)]
+        mlm_weights = None
+        if all("masked_lm_weights" in b for b in micro):
+            mlm_weights = [b["masked_lm_weights"].float().sum() for b in micro]
+            mlm_total = all_reduce_sum(torch.stack(mlm_weights).sum())
         loss_sum = torch.zeros((), device=self.device)
-        for a in range(accum):
-            batch = _to_device(next(batches), self.device)
+        for a, batch in enumerate(micro):
             sync = (wrapped.no_sync() if wrapped is not self.model and a < accum - 1
                     else contextlib.nullcontext())
             with sync:
@@ -384,11 +396,16 @@ class Trainer:
                 if getattr(out, "loss", None) is None:
                     raise OpenBertError(f"{type(self.model).__name__} returned no loss: the collate "
                                         f"function must include the labels")
-                loss = out.loss.float()
-                loss_sum += loss.detach()
-                scaled = loss / accum
-                (self.scaler.scale(scaled) if fp16 else scaled).backward()
-        mean_loss = all_reduce_mean(loss_sum / accum).item()
+                mlm = getattr(out, "masked_lm_loss", None)
+                if mlm_weights is not None and mlm is not None:
+                    rest = out.next_sentence_loss if out.next_sentence_loss is not None else 0.0
+                    coef = (mlm_weights[a] + 1e-5) / (mlm_total + 1e-5) * self.world.world_size
+                    objective = mlm.float() * coef + rest / accum
+                else:
+                    objective = out.loss.float() / accum
+                loss_sum += objective.detach()
+                (self.scaler.scale(objective) if fp16 else objective).backward()
+        mean_loss = all_reduce_mean(loss_sum).item()
         if not math.isfinite(mean_loss):
             return mean_loss, float("nan"), float("nan")
         if fp16:
