@@ -77,7 +77,7 @@ class _Unpadding:
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """[T, ...] -> [B, S, ...] with zeros at padding."""
         out = x.new_zeros((self.batch * self.seq_len,) + tuple(x.shape[1:]))
-        out = out.index_copy(0, self.indices, x)
+        out.index_copy_(0, self.indices, x)  # in place: no second [B*S, ...] buffer
         return out.view((self.batch, self.seq_len) + tuple(x.shape[1:]))
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,7 +209,7 @@ class BertLayer(nn.Module):
             self.__dict__["_qkv_cache"] = cached
         return cached[1], cached[2]
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
                 unpadding: _Unpadding | None = None) -> torch.Tensor:
         s = self.attention.self
         w, b = self._qkv_weight()
@@ -220,7 +220,7 @@ class BertLayer(nn.Module):
         # [B, S, 3, N, D] -> 3 x [B, N, S, D]
         q, k, v = qkv.view(bsz, seq_len, 3, s.num_heads, s.head_size).permute(2, 0, 3, 1, 4).unbind(0)
         ctx = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_bias.to(q.dtype),
+            q, k, v, attn_mask=None if attn_bias is None else attn_bias.to(q.dtype),
             dropout_p=s.dropout_p if self.training else 0.0)  # [B, N, S, D]
         ctx = ctx.transpose(1, 2).reshape(bsz, seq_len, s.num_heads * s.head_size)  # [B, S, H]
         if unpadding is not None:
@@ -344,10 +344,12 @@ class BertModel(BertPreTrainedModel):
             raise ValueError(f"sequence length {seq_len} > max_position_embeddings "
                              f"{self.config.max_position_embeddings}")
         emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
-        attn_bias = _attention_bias(input_mask, emb.dtype)
+        full = bool(input_mask.all())
+        # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
+        attn_bias = None if full else _attention_bias(input_mask, emb.dtype)
         unpadding = None
         x = emb
-        if self.unpad and not bool(input_mask.all()):
+        if self.unpad and not full:
             flat = input_mask.reshape(-1)
             unpadding = _Unpadding(torch.nonzero(flat, as_tuple=False).squeeze(1), bsz, seq_len)
             x = unpadding.unpad(emb)  # [T, H]
