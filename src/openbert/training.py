@@ -287,7 +287,8 @@ class Trainer:
         for g, lr in zip(self.optimizer.param_groups, lrs):
             g["lr"] = lr
         self.scheduler._last_lr = lrs
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.scaler.is_enabled():  # empty when written without fp16
+            self.scaler.load_state_dict(state["scaler"])
         self.global_step = int(state["global_step"])
         rngs = state["rng"]
         self._resume_rng = rngs[self.world.rank] if len(rngs) == self.world.world_size else None
