@@ -230,12 +230,12 @@ def read_checkpoint(path, include_optimizer: bool = False) -> tuple[dict[str, to
     skipped unless ``include_optimizer`` (they are then among the unmapped names).
     """
     path = os.fspath(path)
-    prefix = _tf_prefix(path)
+    weights = _hf_weights(path)  # a folder with HF weights is read as such, even beside a TF checkpoint
+    prefix = _tf_prefix(path) if weights is None else None
     if prefix is not None:
         reader = TFCheckpointReader(prefix)
         state, unmapped = tf_to_canonical(reader.read_all(include_optimizer=include_optimizer))
         return state, unmapped, reader.index_path
-    weights = _hf_weights(path)
     if weights is None:
         if not os.path.exists(path):
             raise OpenBertError(f"checkpoint not found: {path} (pass a TF prefix like "
@@ -248,7 +248,10 @@ def read_checkpoint(path, include_optimizer: bool = False) -> tuple[dict[str, to
         name = canonical_name(name)
         if _IGNORED.search(name):
             continue
-        (state.__setitem__(name, t) if tf_name(name) is not None else unmapped.append(name))
+        if tf_name(name) is None:
+            unmapped.append(name)
+        else:
+            state[name] = t
     return state, unmapped, weights
 
 
