@@ -97,8 +97,9 @@ def test_truncation_as_the_original(tokenizer):
     f = convert_example(InputExample(0, "the man went to the store"), tokenizer, 5)
     assert f.tokens == ["[CLS]", "the", "man", "went", "[SEP]"]
     # the batch path gives the same features as the one-at-a-time path
-    exact = [convert_example(parse_line(l, i), tokenizer, 12) for i, l in enumerate(LINES)]
-    assert exact == _features(tokenizer, max_seq_length=12)
+    lines = LINES * 50
+    exact = [convert_example(parse_line(l, i), tokenizer, 12) for i, l in enumerate(lines)]
+    assert exact == _features(tokenizer, lines, max_seq_length=12)
 
 
 def test_parse_layers():

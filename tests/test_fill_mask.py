@@ -12,7 +12,7 @@ from openbert.checkpoints import save_tf_checkpoint
 from openbert.cli import main
 from openbert.config import BertConfig
 from openbert.errors import OpenBertError
-from openbert.fill_mask import fill_mask, make_feature, tokenize_with_masks
+from openbert.fill_mask import fill_mask, load_mlm, make_feature, tokenize_with_masks
 from openbert.modeling import BertForPreTraining
 from openbert.tokenization import FullTokenizer
 
@@ -43,8 +43,9 @@ def _sentences(shared_data, n):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, shared_data, tokenizer):
-    """A tiny BertForPreTraining trained (masked LM) on real MRPC sentences; saved as a TF checkpoint."""
+def memorized(tmp_path_factory, shared_data, tokenizer):
+    """A tiny BertForPreTraining trained hard (masked LM, AdamW) on 24 real MRPC sentences, so that it
+    knows them by heart; saved as a TF checkpoint. Returns (folder, model, sentences)."""
     torch.manual_seed(0)
     rng = random.Random(0)
     sentences = _sentences(shared_data, 24)
@@ -79,17 +80,66 @@ def trained(tmp_path_factory, shared_data, tokenizer):
     return folder, model, sentences
 
 
-def test_fill_mask_predicts_the_words_it_was_trained_on(trained, tokenizer):
-    _, model, sentences = trained
-    rng = random.Random(1)
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, shared_data, tokenizer):
+    """A tiny model pre-trained with `openbert create-pretraining-data` + `openbert pretrain` on real
+    MRPC sentences (documents of 4 sentences); returns (output folder, model, sentences)."""
+    tmp = tmp_path_factory.mktemp("mlm")
+    vocab = shared_data / "vocab" / "bert-base-uncased-vocab.txt"
+    sentences = _sentences(shared_data, 24)
+    (tmp / "corpus.txt").write_text("".join(s + ("\n\n" if i % 4 == 3 else "\n") for i, s in enumerate(sentences)),
+                                    encoding="utf-8")
+    BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+               intermediate_size=128, max_position_embeddings=128, hidden_dropout_prob=0.0,
+               attention_probs_dropout_prob=0.0).to_json_file(tmp / "bert_config.json")
+    assert main(["create-pretraining-data", f"--input_file={tmp / 'corpus.txt'}", f"--output_file={tmp / 'data'}",
+                 f"--vocab_file={vocab}", "--max_seq_length=64", "--max_predictions_per_seq=10",
+                 "--dupe_factor=20", "--progress=false"]) == 0
+    assert main(["pretrain", f"--input_file={tmp / 'data'}", f"--output_dir={tmp / 'out'}", "--do_train",
+                 f"--bert_config_file={tmp / 'bert_config.json'}", f"--vocab_file={vocab}", "--max_seq_length=64",
+                 "--max_predictions_per_seq=10", "--train_batch_size=16", "--num_train_steps=200",
+                 "--num_warmup_steps=10", "--learning_rate=2e-3", "--save_checkpoints_steps=0",
+                 "--progress=false", "--log_every_n_steps=100"]) == 0
+    return tmp / "out", load_mlm(str(tmp / "out")).eval(), sentences
+
+
+def _masked_texts(sentences, tokenizer, seed=1):
+    """Each sentence with one random single-piece word replaced by [MASK]; (texts, answers)."""
+    rng = random.Random(seed)
     texts, answers = [], []
     for s in sentences:
         words = s.split()
-        i = rng.randrange(len(words) // 2)  # inside the first 40 tokens seen in training
-        if tokenizer.tokenize(words[i]) != [words[i].lower()] or len(tokenizer.tokenize(s)) > 40:
+        i = rng.randrange(len(words))
+        if tokenizer.tokenize(words[i]) != [words[i].lower()]:
             continue
         texts.append(" ".join(words[:i] + ["[MASK]"] + words[i + 1:]))
         answers.append(words[i].lower())
+    return texts, answers
+
+
+def test_fill_mask_on_a_model_from_openbert_pretrain(pretrained, tokenizer, shared_data):
+    """After `openbert pretrain` on real text, the top-k are words of that text and the masked
+    words are far more likely than under the same model untrained."""
+    folder, model, sentences = pretrained
+    texts, answers = _masked_texts(sentences, tokenizer)
+    corpus_tokens = {t for s in sentences for t in tokenizer.tokenize(s)}
+    trained = fill_mask(model, tokenizer, texts, top_k=len(tokenizer.vocab), device="cpu")
+    torch.manual_seed(0)
+    untrained = fill_mask(BertForPreTraining(model.config).eval(), tokenizer, texts,
+                          top_k=len(tokenizer.vocab), device="cpu")
+    better = 0
+    for r, u, answer in zip(trained, untrained, answers):
+        top5 = [p["token"] for p in r["masks"][0]["predictions"][:5]]
+        assert set(top5) <= corpus_tokens, top5
+        p_trained = next(p["probability"] for p in r["masks"][0]["predictions"] if p["token"] == answer)
+        p_untrained = next(p["probability"] for p in u["masks"][0]["predictions"] if p["token"] == answer)
+        better += p_trained > 10 * p_untrained
+    assert better == len(texts) >= 10
+
+
+def test_fill_mask_predicts_the_words_it_was_trained_on(memorized, tokenizer):
+    _, model, sentences = memorized
+    texts, answers = _masked_texts(sentences, tokenizer)
     results = fill_mask(model, tokenizer, texts, top_k=5, batch_size=4, device="cpu")
     assert [r["text"] for r in results] == texts
     hits = 0
@@ -101,15 +151,16 @@ def test_fill_mask_predicts_the_words_it_was_trained_on(trained, tokenizer):
     assert len(texts) >= 10 and hits / len(texts) >= 0.8, (hits, len(texts))
 
 
-def test_fill_mask_command(trained, tmp_path, capsys):
-    folder, _, sentences = trained
+def test_fill_mask_command(memorized, tmp_path, capsys):
+    folder, model, sentences = memorized
     text = sentences[0].replace("brother", "[MASK]", 1)
     assert main(["fill-mask", f"--init_checkpoint={folder}", "--top_k=3", text]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == text and printed[1].startswith("  [MASK] 1 (token ") and len(printed) == 2
     assert "brother" in printed[1]
     (tmp_path / "in.txt").write_text(f"{text}\n[MASK] said .\n", encoding="utf-8")
-    assert main(["fill-mask", f"--init_checkpoint={folder}/bert_model.ckpt", f"--input_file={tmp_path / 'in.txt'}",
+    prefix = save_tf_checkpoint(model, tmp_path / "tf", vocab_file=str(folder / "vocab.txt"))  # the TF layout too
+    assert main(["fill-mask", f"--init_checkpoint={prefix}", f"--input_file={tmp_path / 'in.txt'}",
                  f"--output_file={tmp_path / 'out.jsonl'}"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [len(r["masks"]) for r in rows] == [1, 1] and len(rows[1]["masks"][0]["predictions"]) == 5
@@ -122,8 +173,8 @@ def test_checkpoint_without_mlm_head_is_a_clear_error(minilm_dir, capsys):
     assert "has no masked-LM head" in err and "Traceback" not in err
 
 
-def test_no_text_and_bad_top_k(trained, capsys):
-    folder, model, _ = trained
+def test_no_text_and_bad_top_k(memorized, capsys):
+    folder, model, _ = memorized
     assert main(["fill-mask", f"--init_checkpoint={folder}"]) == 2
     assert "no text given" in capsys.readouterr().err
     with pytest.raises(OpenBertError, match="--top_k must be at least 1"):

@@ -37,6 +37,7 @@ SEPARATOR = "|||"
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
 POOLINGS = ("none", "cls", "mean")
 OUTPUT_FORMATS = ("jsonl", "npz", "safetensors")
+FAST_TOKENIZER_MIN = 256  # fewer examples than this are tokenized one at a time (same tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,13 +122,14 @@ def convert_example(example: InputExample, tokenizer, max_seq_length: int,
 def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length: int,
                      chunk: int = 2048) -> Iterator[InputFeature]:
     """Stream features, tokenizing ``chunk`` examples at a time with the fast batch path
-    (``tokenizer.tokenize_batch``, same tokens as ``tokenize``) when the tokenizer has one."""
+    (``tokenizer.tokenize_batch``, same tokens as ``tokenize``) when the tokenizer has one and the
+    block is large enough to repay building its tables."""
     if max_seq_length < 3:
         raise OpenBertError(f"max_seq_length {max_seq_length} is too short: [CLS] and [SEP] need 2, a pair 3")
     batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
     examples = iter(examples)
     while block := list(itertools.islice(examples, chunk)):
-        if batch_tokenize is None:
+        if batch_tokenize is None or len(block) < FAST_TOKENIZER_MIN:
             yield from (convert_example(e, tokenizer, max_seq_length) for e in block)
             continue
         pairs = [e for e in block if e.text_b]
