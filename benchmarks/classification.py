@@ -14,8 +14,10 @@ update with weight decay 0.01, 10% linear warmup then linear decay, clipping at 
   longest member (what HF's DataCollatorWithPadding does), ``torch.optim.AdamW`` and
   ``get_linear_schedule_with_warmup``; evaluation in order, padded per batch, under no_grad.
 
-Speed: ``--speed_reps`` interleaved repetitions of ``--speed_steps`` optimizer steps each (ours,
-then HF's), so background load hits both; wall-clock and process CPU seq/s, with ratios.
+Speed: ``--speed_reps`` interleaved repetitions (ours, then HF's, so background load hits both),
+each one epoch of ``--speed_steps`` batches over the same random sample of training pairs on both
+sides; wall-clock and process-CPU seq/s, with ratios (on a shared machine the CPU-time ratio is
+the steadier one).
 Accuracy: one full fine-tuning run each (wall seq/s of the whole run printed too).
 """
 from __future__ import annotations
@@ -144,14 +146,17 @@ def main():
     tmp = tempfile.mkdtemp(prefix="openbert_bench_")
 
     # ---- speed: interleaved repetitions ------------------------------------------------------
+    # each repetition: one epoch over the same random sample of speed_steps * batch examples on
+    # both sides (openbert buckets it by length, HF takes it in shuffled order)
     n = a.speed_steps * a.train_batch_size
     ours, theirs = [], []
     for rep in range(a.speed_reps):
-        _, s, c = ob_train(model_dir, config, train_f, a.speed_steps, a.train_batch_size, a.learning_rate,
+        sample = [train_f[i] for i in np.random.default_rng(rep).choice(len(train_f), n, replace=False)]
+        _, s, c = ob_train(model_dir, config, sample, a.speed_steps, a.train_batch_size, a.learning_rate,
                            a.seed + rep, os.path.join(tmp, f"speed{rep}"))
         ours.append((n / s, n / c))
         model = hf_model(model_dir)
-        s, c = hf_train(model, train_f, a.speed_steps, a.train_batch_size, a.learning_rate, a.seed + rep)
+        s, c = hf_train(model, sample, a.speed_steps, a.train_batch_size, a.learning_rate, a.seed + rep)
         theirs.append((n / s, n / c))
         print(f"  rep {rep}: openbert {ours[-1][0]:.1f} seq/s ({ours[-1][1]:.1f} per CPU-s), "
               f"HF {theirs[-1][0]:.1f} seq/s ({theirs[-1][1]:.1f} per CPU-s), "

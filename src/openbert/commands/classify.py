@@ -20,7 +20,7 @@ from ..data.classification import (PROCESSORS, canonical_task_name, convert_exam
                                    get_processor)
 from ..errors import OpenBertError
 from ..tokenization import FullTokenizer, validate_case_matches_checkpoint
-from ..training import TrainingArguments
+from ..training import TrainingArguments, is_main_process
 from .flags import add_bool, add_training_flags
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         model = classifier.build_model(args.init_checkpoint, config, processor.num_labels)
         result = classifier.train(model, features(train_examples), train_args)
         global_step = result.global_step
+        if not is_main_process():  # under torchrun, rank 0 alone saves, evaluates and predicts
+            return 0
         classifier.save(model, output_dir, label_list, vocab_file)
     if model is None:
         model = classifier.build_model(model_path, config, processor.num_labels)
