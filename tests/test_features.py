@@ -276,3 +276,9 @@ def test_encode_many_random_lengths_in_order(model, tokenizer):
     emb = encode(texts, model, tokenizer=tokenizer, batch_size=7)
     for t, e in zip(texts, emb):
         np.testing.assert_allclose(e, encode([t], model, tokenizer=tokenizer, batch_size=1)[0], atol=1e-5)
+
+
+def test_vocab_without_special_tokens_is_a_clear_error(tmp_path):
+    (tmp_path / "v.txt").write_text("[UNK]\nthe\nman\n", encoding="utf-8")
+    with pytest.raises(OpenBertError, match=r"'\[CLS\]' is not in the vocabulary \(needed for line 4\)"):
+        convert_example(InputExample(3, "the man"), FullTokenizer(tmp_path / "v.txt"), 16)

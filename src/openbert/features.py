@@ -116,7 +116,12 @@ def convert_example(example: InputExample, tokenizer, max_seq_length: int,
     if tokens_b:
         tokens += [*tokens_b, "[SEP]"]
         segment_ids += [1] * (len(tokens_b) + 1)
-    return InputFeature(example.unique_id, tokens, tokenizer.convert_tokens_to_ids(tokens), segment_ids)
+    try:
+        input_ids = tokenizer.convert_tokens_to_ids(tokens)
+    except KeyError as e:
+        raise OpenBertError(f"{e.args[0]} (needed for line {example.unique_id + 1}): the vocab file does not "
+                            "match this use; pass the vocab.txt that came with the checkpoint") from None
+    return InputFeature(example.unique_id, tokens, input_ids, segment_ids)
 
 
 def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length: int,
