@@ -111,3 +111,18 @@ def test_record_framing():
     assert length == 5 and crc == T.masked_crc32c(framed[:8])
     assert framed[12:17] == b"hello"
     assert struct.unpack("<I", framed[17:])[0] == T.masked_crc32c(b"hello")
+
+
+def test_bulk_encoding_equals_one_by_one():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 30522, (50, 32))
+    ids[:, 20:] = 0
+    ids[0, 0], ids[1, 1], ids[2, 2] = -5, 2**40, -(2**63)
+    labels = rng.integers(0, 2, (50, 1))
+    weights = rng.random((50, 4)).astype(np.float32)
+    bulk = T.encode_examples({"input_ids": ids, "next_sentence_labels": labels},
+                             {"masked_lm_weights": weights})
+    one = [T.encode_example({"input_ids": ids[i].tolist(), "next_sentence_labels": labels[i].tolist()},
+                            {"masked_lm_weights": weights[i]}) for i in range(50)]
+    assert bulk == one
+    assert T.decode_example(bulk[2])["input_ids"][:3].tolist() == ids[2, :3].tolist()

@@ -406,19 +406,14 @@ def _offsets(lengths: list[int]) -> np.ndarray:
 def serialize_tfrecords(arrays: InstanceArrays, max_seq_length: int,
                         max_predictions_per_seq: int) -> list[bytes]:
     """Each instance as a framed TFRecord record of the original's tf.train.Example."""
-    from .tfrecord import encode_example, frame_record
+    from .tfrecord import encode_examples, frame_record
 
     f = arrays.padded(max_seq_length, max_predictions_per_seq)
-    ints = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
-    cols = {k: f[k].tolist() for k in ints}
-    weights = f["masked_lm_weights"]
-    nsp = f["next_sentence_labels"].tolist()
-    out = []
-    for i in range(len(arrays)):
-        features = {k: cols[k][i] for k in ints}
-        features["next_sentence_labels"] = nsp[i]
-        out.append(frame_record(encode_example(features, {"masked_lm_weights": weights[i]})))
-    return out
+    ints = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
+            "next_sentence_labels")
+    examples = encode_examples({k: f[k] for k in ints},
+                               {"masked_lm_weights": f["masked_lm_weights"]})
+    return [frame_record(e) for e in examples]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,279 @@
+"""Pre-training benchmarks, each against a peer run in the same process, repetitions interleaved.
+
+1. create-pretraining-data, MB of raw text per second:
+   peer = the original algorithm in pure Python, one process (string tokens, the exact
+   tokenizer line by line, stdlib random calls, one tf.train.Example serialized per instance);
+   ours = openbert's pipeline (fast tokenizer, id tokens, inlined draws) with --workers 1 and 2,
+   writing shards and TFRecord (the same algorithm; tests/test_data_pretraining.py and the
+   comparison in docs/pretraining.md show the instances are the original's).
+2. training, sequences per second (forward + backward + AdamW step):
+   peer = HF transformers BertForPreTraining (vocab projection on every position, padded batch);
+   ours = openbert BertForPreTraining (masked positions gathered first, padding skipped).
+   Same config, seq 128, 20 predictions, same batches (real instances from WikiText-2).
+
+    python benchmarks/pretraining.py [--dupe_factor 5] [--reps 2] [--train_steps 6]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openbert.data import pretraining as P
+from openbert.data.tfrecord import TFRecordWriter, encode_example
+from openbert.tokenization import FullTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("OPENBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+VOCAB = DATA / "vocab" / "bert-base-uncased-vocab.txt"
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. the pure-Python original algorithm (peer)
+# ---------------------------------------------------------------------------------------------
+def original_style(files, tokenizer, cfg, out_path):
+    """The original create_pretraining_data.py's steps, in plain Python, one process."""
+    docs = [[]]
+    for path in files:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    docs.append([])
+                tokens = tokenizer.tokenize(line)
+                if tokens:
+                    docs[-1].append(tokens)
+    docs = [d for d in docs if d]
+    rng = random.Random(cfg.random_seed)
+    rng.shuffle(docs)
+    words = list(tokenizer.vocab.keys())
+    instances = []
+    for _ in range(cfg.dupe_factor):
+        for di in range(len(docs)):
+            instances.extend(_document(docs, di, cfg, words, rng))
+    rng.shuffle(instances)
+    with TFRecordWriter(out_path) as w:
+        for tokens, segs, is_random, pos, labels in instances:
+            ids = tokenizer.convert_tokens_to_ids(tokens)
+            pad = cfg.max_seq_length - len(ids)
+            mids = tokenizer.convert_tokens_to_ids(labels)
+            ppad = cfg.max_predictions_per_seq - len(pos)
+            w.write(encode_example(
+                {"input_ids": ids + [0] * pad, "input_mask": [1] * len(ids) + [0] * pad,
+                 "segment_ids": segs + [0] * pad, "masked_lm_positions": pos + [0] * ppad,
+                 "masked_lm_ids": mids + [0] * ppad, "next_sentence_labels": [int(is_random)]},
+                {"masked_lm_weights": [1.0] * len(pos) + [0.0] * ppad}))
+    return len(instances)
+
+
+def _document(docs, di, cfg, words, rng):
+    doc = docs[di]
+    max_num = cfg.max_seq_length - 3
+    target = max_num
+    if rng.random() < cfg.short_seq_prob:
+        target = rng.randint(2, max_num)
+    out, chunk, length, i = [], [], 0, 0
+    while i < len(doc):
+        chunk.append(doc[i])
+        length += len(doc[i])
+        if i == len(doc) - 1 or length >= target:
+            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+            a = [t for seg in chunk[:a_end] for t in seg]
+            b = []
+            if len(chunk) == 1 or rng.random() < 0.5:
+                is_random = True
+                for _ in range(10):
+                    ri = rng.randint(0, len(docs) - 1)
+                    if ri != di:
+                        break
+                rdoc = docs[ri]
+                for j in range(rng.randint(0, len(rdoc) - 1), len(rdoc)):
+                    b.extend(rdoc[j])
+                    if len(b) >= target - len(a):
+                        break
+                i -= len(chunk) - a_end
+            else:
+                is_random = False
+                b = [t for seg in chunk[a_end:] for t in seg]
+            while len(a) + len(b) > max_num:
+                trunc = a if len(a) > len(b) else b
+                if rng.random() < 0.5:
+                    del trunc[0]
+                else:
+                    trunc.pop()
+            tokens = ["[CLS]"] + a + ["[SEP]"] + b + ["[SEP]"]
+            segs = [0] * (len(a) + 2) + [1] * (len(b) + 1)
+            masked, positions, labels = _mask(tokens, cfg, words, rng)
+            out.append((masked, segs, is_random, positions, labels))
+            chunk, length = [], 0
+        i += 1
+    return out
+
+
+def _mask(tokens, cfg, words, rng):
+    cand = []
+    for i, t in enumerate(tokens):
+        if t in ("[CLS]", "[SEP]"):
+            continue
+        if cfg.do_whole_word_mask and cand and t.startswith("##"):
+            cand[-1].append(i)
+        else:
+            cand.append([i])
+    rng.shuffle(cand)
+    output = list(tokens)
+    num = min(cfg.max_predictions_per_seq, max(1, int(round(len(tokens) * cfg.masked_lm_prob))))
+    chosen, covered = [], set()
+    for group in cand:
+        if len(chosen) >= num:
+            break
+        if len(chosen) + len(group) > num or any(i in covered for i in group):
+            continue
+        for i in group:
+            covered.add(i)
+            if rng.random() < 0.8:
+                output[i] = "[MASK]"
+            elif rng.random() >= 0.5:
+                output[i] = words[rng.randint(0, len(words) - 1)]
+            chosen.append((i, tokens[i]))
+    chosen.sort()
+    return output, [i for i, _ in chosen], [t for _, t in chosen]
+
+
+def bench_data(args):
+    text = (DATA / "corpus" / "tinyshakespeare.txt").read_text(encoding="utf-8").split("\n")
+    tmp = Path(tempfile.mkdtemp(prefix="openbert-bench-"))
+    half = len(text) // 2
+    while text[half].strip():  # split at a document boundary
+        half += 1
+    files = [tmp / "part0.txt", tmp / "part1.txt"]
+    files[0].write_text("\n".join(text[:half]) + "\n", encoding="utf-8")
+    files[1].write_text("\n".join(text[half:]) + "\n", encoding="utf-8")
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    cfg = P.PretrainingDataConfig(dupe_factor=args.dupe_factor)
+    tok = FullTokenizer(str(VOCAB), True)
+    tok.encode_batch(["warm up"])
+    names = ["pure Python, 1 process (peer)", "openbert --workers 1, shards",
+             "openbert --workers 2, shards", "openbert --workers 2, tfrecord"]
+    times = {n: [] for n in names}
+    for rep in range(args.reps):
+        for name in names:
+            out = tmp / f"out{rep}-{names.index(name)}"
+            t = time.perf_counter()
+            if name.startswith("pure"):
+                # one corpus: both files (they split at a document boundary, so the per-file
+                # and whole-corpus algorithms do the same work)
+                n = original_style([str(f) for f in files], tok, cfg, str(out))
+            else:
+                s = P.create_pretraining_data(
+                    ",".join(map(str, files)), str(out), tok, cfg,
+                    workers=2 if "2" in name else 1,
+                    output_format="tfrecord" if "tfrecord" in name else "shards", progress=False)
+                n = s.instances
+            times[name].append(time.perf_counter() - t)
+            print(f"  rep {rep}: {name}: {times[name][-1]:.2f} s, {n} instances", flush=True)
+    base = min(times[names[0]])
+    print(f"\ncreate-pretraining-data, {mb:.2f} MB of Shakespeare in 2 files, dupe_factor "
+          f"{cfg.dupe_factor}, max_seq_length 128 (best of {args.reps}):")
+    for name in names:
+        best = min(times[name])
+        print(f"  {name:34s} {mb / best:7.3f} MB/s   {base / best:6.2f}x")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. training step throughput
+# ---------------------------------------------------------------------------------------------
+def bench_train(args):
+    from transformers import BertConfig as HFConfig
+    from transformers import BertForPreTraining as HFBertForPreTraining
+
+    from openbert.config import BertConfig
+    from openbert.modeling import BertForPreTraining
+
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=30522, hidden_size=args.hidden, num_hidden_layers=args.layers,
+               num_attention_heads=args.hidden // 64, intermediate_size=4 * args.hidden,
+               max_position_embeddings=512, type_vocab_size=2)
+    ours = BertForPreTraining(BertConfig(**cfg, hidden_act="gelu"))
+    hf = HFBertForPreTraining(HFConfig(**cfg, hidden_act="gelu_new", hidden_dropout_prob=0.1,
+                                       attention_probs_dropout_prob=0.1, attn_implementation="sdpa"))
+    hf.load_state_dict({k: v for k, v in ours.state_dict().items() if k in hf.state_dict()},
+                       strict=False)
+    # real instances: WikiText-2 articles, one sentence per line
+    tmp = Path(tempfile.mkdtemp(prefix="openbert-bench-"))
+    text = (DATA / "corpus" / "wikitext-2" / "valid.txt").read_text(encoding="utf-8")[:400_000]
+    src = tmp / "wiki.txt"
+    sents = [s.strip() + " ." for p in text.split("\n") for s in p.split(" . ") if len(s.split()) > 3]
+    src.write_text("\n".join(sents[i] + ("\n" if i % 20 == 19 else "") for i in range(len(sents))))
+    tok = FullTokenizer(str(VOCAB), True)
+    P.create_pretraining_data(str(src), str(tmp / "data"), tok,
+                              P.PretrainingDataConfig(dupe_factor=1), progress=False)
+    ds = P.PretrainingDataset(str(tmp / "data"), 128, 20)
+    b = args.batch
+    batches = [P.collate([ds[i] for i in range(k * b, (k + 1) * b)]) for k in range(args.train_steps)]
+
+    def hf_batch(batch):
+        labels = torch.full_like(batch["input_ids"], -100)
+        w = batch["masked_lm_weights"] > 0
+        rows = torch.arange(labels.shape[0])[:, None].expand_as(w)
+        labels[rows[w], batch["masked_lm_positions"][w]] = batch["masked_lm_ids"][w]
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["input_mask"],
+                "token_type_ids": batch["segment_ids"], "labels": labels,
+                "next_sentence_label": batch["next_sentence_labels"]}
+
+    hf_batches = [hf_batch(x) for x in batches]
+    opts = {m: torch.optim.AdamW(m.parameters(), lr=1e-4) for m in (ours, hf)}
+
+    def run(model, data):
+        model.train()
+        t = time.perf_counter()
+        for batch in data:
+            loss = model(**batch).loss
+            loss.backward()
+            opts[model].step()
+            opts[model].zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+    run(ours, batches[:1])
+    run(hf, hf_batches[:1])
+    times = {"ours": [], "hf": []}
+    for _ in range(args.reps):
+        times["ours"].append(run(ours, batches))
+        times["hf"].append(run(hf, hf_batches))
+    n = args.train_steps * b
+    fill = float(torch.stack([x["input_mask"].float().mean() for x in batches]).mean())
+    print(f"\ntraining step (fwd + bwd + AdamW), fp32, {args.layers} layers, hidden {args.hidden}, "
+          f"batch {b}, seq 128, 20 predictions, {args.train_steps} steps, {fill:.0%} real tokens "
+          f"(best of {args.reps}, {torch.get_num_threads()} threads):")
+    ours_s, hf_s = n / min(times["ours"]), n / min(times["hf"])
+    print(f"  HF transformers BertForPreTraining (peer) {hf_s:8.2f} seq/s")
+    print(f"  openbert BertForPreTraining              {ours_s:8.2f} seq/s   {ours_s / hf_s:.2f}x")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dupe_factor", type=int, default=5)
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--train_steps", type=int, default=6)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--skip", choices=["data", "train"], default=None)
+    args = p.parse_args(argv)
+    if not VOCAB.is_file():
+        sys.exit(f"needs the real data at {DATA} (set OPENBERT_SHARED_DATA)")
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
+    if args.skip != "data":
+        bench_data(args)
+    if args.skip != "train":
+        bench_train(args)
+
+
+if __name__ == "__main__":
+    main()
