@@ -192,15 +192,13 @@ def run(args: argparse.Namespace) -> int:
     global_step = 0
     if args.do_train:
         train_args = TrainingArguments.from_args(args)
-        train_data = dataset
         if args.dynamic_masking:
-            masking = _dynamic_masking(args, dataset, vocab_file, config)
-            train_data = PretrainingDataset(args.input_file, args.max_seq_length,
-                                            args.max_predictions_per_seq, masking)
+            dataset.dynamic_masking = _dynamic_masking(args, dataset, vocab_file, config)
         logger.info("***** Running training *****  %d instances, batch size %d, %d steps",
                     len(dataset), args.train_batch_size, args.num_train_steps)
-        result = Trainer(model, train_args, train_data, lambda ex: collate(ex, next_sentence),
+        result = Trainer(model, train_args, dataset, lambda ex: collate(ex, next_sentence),
                          lengths=dataset.lengths).train()
+        dataset.dynamic_masking = None  # evaluation uses the stored masks, as the original
         global_step = result.global_step
         if is_main_process():
             save_pretrained(model, args.output_dir, vocab_file=vocab_file)

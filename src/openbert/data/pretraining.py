@@ -603,12 +603,11 @@ class _TFRecordSource:
     """One TFRecord file of the original's features, read by record offset."""
 
     def __init__(self, path: str):
-        from .tfrecord import index_records
+        from .tfrecord import index_records, open_mapped
 
         self.path = path
         self.index = index_records(path, verify=False)
-        with open(path, "rb") as f:
-            self.buf = f.read()
+        self.buf = open_mapped(path)
         self.max_seq_length = self.max_predictions_per_seq = None
         if len(self.index):
             first = self._decode(0)
@@ -617,6 +616,15 @@ class _TFRecordSource:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def __getstate__(self):  # the memory map is reopened in the receiving process
+        return {**self.__dict__, "buf": None}
+
+    def __setstate__(self, state):
+        from .tfrecord import open_mapped
+
+        self.__dict__.update(state)
+        self.buf = open_mapped(self.path)
 
     def _decode(self, i: int) -> dict:
         from .tfrecord import decode_example

@@ -15,6 +15,7 @@ as TensorFlow does.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from typing import Iterator, Mapping, Sequence
@@ -98,12 +99,7 @@ def index_records(path: str | os.PathLike, verify: bool = True) -> np.ndarray:
     raises OpenBertError naming the file and the record.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as e:
-        raise OpenBertError(f"cannot read TFRecord file {path}: {e.strerror}; check the path "
-                            f"given to --input_file") from None
+    buf = open_mapped(path)
     out, pos, n = [], 0, len(buf)
     while pos < n:
         if pos + 12 > n:
@@ -122,6 +118,18 @@ def index_records(path: str | os.PathLike, verify: bool = True) -> np.ndarray:
     return np.asarray(out, dtype=np.int64).reshape(-1, 2)
 
 
+def open_mapped(path: str) -> bytes | mmap.mmap:
+    """The file's bytes, memory-mapped (not read into memory); OpenBertError if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise OpenBertError(f"cannot read TFRecord file {path}: {e.strerror}; check the path "
+                            f"given to --input_file") from None
+
+
 def _corrupt(path: str, index: int, why: str) -> OpenBertError:
     return OpenBertError(f"TFRecord file {path} is corrupt at record {index} ({why}): "
                          f"re-create it with `openbert create-pretraining-data`")
@@ -130,8 +138,7 @@ def _corrupt(path: str, index: int, why: str) -> OpenBertError:
 def read_records(path: str | os.PathLike) -> Iterator[bytes]:
     """Every record's data bytes in file order (CRCs checked)."""
     index = index_records(path)
-    with open(path, "rb") as f:
-        buf = f.read()
+    buf = open_mapped(os.fspath(path))
     for start, length in index:
         yield buf[start:start + length]
 
