@@ -145,6 +145,13 @@ def test_metrics_checkpoints_and_plot(tmp_path):
     assert not list(tmp_path.rglob("*.tmp.*"))  # atomic writes leave no temporaries
 
 
+def test_fresh_start_in_a_used_output_dir_replaces_the_earlier_run(tmp_path):
+    _train(tmp_path, num_train_steps=6, save_checkpoints_steps=2, keep_checkpoint_max=0)
+    _, result = _train(tmp_path, num_train_steps=3, save_checkpoints_steps=2, keep_checkpoint_max=2)
+    assert [s for s, _ in train_state.list_checkpoints(tmp_path)] == [2, 3]
+    assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [3]
+
+
 def test_nonfinite_loss_stops_with_a_checkpoint(tmp_path):
     model = tiny_model(0.0)
     with torch.no_grad():

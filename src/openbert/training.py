@@ -299,6 +299,18 @@ class Trainer:
             logger.info("resuming from %s at step %d", path, self.global_step)
             self._truncate_metrics()
 
+    def _clear_earlier_run(self) -> None:
+        """A fresh start in a used --output_dir: drop the earlier run's checkpoints and metrics, so
+        keep-last-K and --resume only ever see this run's."""
+        old = train_state.list_checkpoints(self.output_dir)
+        if old:
+            logger.warning("starting fresh: removing %d checkpoint(s) of an earlier run in %s (pass "
+                           "--resume to continue that run instead)", len(old),
+                           train_state.checkpoint_dir(self.output_dir))
+            for _, p in old:
+                p.unlink(missing_ok=True)
+        self.metrics_path.unlink(missing_ok=True)
+
     def _truncate_metrics(self) -> None:
         """Drop metric lines written after the checkpoint we resume from."""
         from .fileio import atomic_write_text
@@ -315,11 +327,11 @@ class Trainer:
         self._resume_rng = None
         if args.resume:
             self._resume()
-        elif self.world.is_main and train_state.list_checkpoints(self.output_dir):
-            logger.warning("%s already holds checkpoints; starting fresh (use --resume to continue)",
-                           train_state.checkpoint_dir(self.output_dir))
-        if self.world.is_main and not args.resume and self.metrics_path.exists():
-            self.metrics_path.unlink()
+        elif self.world.is_main:
+            self._clear_earlier_run()
+        barrier()
+        if self.global_step >= args.num_train_steps:
+            logger.info("already at step %d of %d: nothing to train", self.global_step, args.num_train_steps)
         start = self.global_step
         wrapped = self._wrap()
         loader = DataLoader(self.train_dataset,
