@@ -25,12 +25,13 @@ import multiprocessing
 import os
 import re
 import unicodedata
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from . import tokenization as _exact
 
 _MAX_CACHE = 1 << 21          # distinct words remembered before the cache is cleared
 _MIN_TEXTS_PER_WORKER = 256   # smaller batches are not worth shipping to processes
+_WINDOW = 256                 # texts split and mapped together
 
 _tables = None
 
@@ -187,11 +188,11 @@ class FastWordpiece:
             start = end
         return tuple(pieces)
 
-    def _fill(self, chunks: set[str]) -> None:
-        """Make sure every chunk of ``chunks`` is in the caches."""
+    def _fill(self, chunks: set[str]) -> int:
+        """Make sure every chunk of ``chunks`` is in the caches; returns how many were new."""
         missing = chunks.difference(self._pieces)
         if not missing:
-            return
+            return 0
         if len(self._pieces) + len(self._word_pieces) + 2 * len(missing) > (
                 len(self.vocab) + _MAX_CACHE):
             self._clear()
@@ -208,17 +209,33 @@ class FastWordpiece:
             self._pieces[chunk] = pieces = tuple(pieces)
             if unk_known or self.unk_token not in pieces:  # ids only where every piece has one
                 self._ids[chunk] = tuple(map(vocab.__getitem__, pieces))
+        return len(missing)
 
     # -- many texts -------------------------------------------------------------------------
-    def _run(self, texts: Sequence[str | bytes], ids: bool) -> list[list]:
-        chain = itertools.chain.from_iterable
-        chunks = list(map(whitespace_chunks, texts))
-        self._fill(set(chain(chunks)))
-        get = (self._ids if ids else self._pieces).__getitem__
-        try:
-            return [list(chain(map(get, c))) for c in chunks]
-        except KeyError:  # only ids can be missing: those of words that became unk_token
-            raise KeyError(f"token {self.unk_token!r} is not in the vocabulary") from None
+    def _run(self, texts: Iterable[str | bytes], ids: bool) -> list[list]:
+        chain, out, it = itertools.chain.from_iterable, [], iter(texts)
+        look_first = True  # look up new chunks before mapping; off once windows stop having any
+        while True:
+            chunks = list(map(whitespace_chunks, itertools.islice(it, _WINDOW)))
+            if not chunks:
+                return out
+            if look_first:
+                look_first = self._fill(set(chain(chunks))) > 0
+            try:
+                out += self._map(chunks, ids)
+            except KeyError:  # a new chunk (or, for ids, a [UNK] missing from the vocabulary)
+                if self._fill(set(chain(chunks))) == 0:
+                    raise KeyError(f"token {self.unk_token!r} is not in the vocabulary") from None
+                look_first = True
+                try:
+                    out += self._map(chunks, ids)
+                except KeyError:
+                    raise KeyError(f"token {self.unk_token!r} is not in the vocabulary") from None
+
+    def _map(self, chunks: list[list[str]], ids: bool) -> list[list]:
+        """Pieces (or ids) of each text's chunks, from the cache (KeyError for a chunk not there)."""
+        chain, get = itertools.chain.from_iterable, (self._ids if ids else self._pieces).__getitem__
+        return [list(chain(map(get, c))) for c in chunks]
 
     def _run_packed(self, texts: Sequence[str | bytes]) -> tuple[bytes, bytes]:
         """Ids of ``texts`` packed for a cheap trip between processes: (flat ids, per-text counts)
