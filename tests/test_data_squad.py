@@ -121,6 +121,9 @@ def test_doc_spans_and_max_context_original_example():
     # short document: one window; stride larger than the window never leaves gaps
     assert squad.doc_spans_for(4, 10, 2) == [(0, 4)]
     assert squad.doc_spans_for(10, 3, 100) == [(0, 3), (3, 3), (6, 3), (9, 1)]
+    for n, window, stride in [(13, 5, 3), (100, 17, 5), (50, 8, 8), (7, 3, 1)]:
+        spans = squad.doc_spans_for(n, window, stride)
+        assert squad.max_context_spans(spans, n) == [squad.max_context_span(spans, i) for i in range(n)]
     with pytest.raises(OpenBertError, match="no room for the document"):
         squad.doc_spans_for(10, 0, 2)
 
@@ -134,7 +137,8 @@ def _long_example(n_words=300):
 def test_long_context_every_token_covered_once_as_max_context(tokenizer, max_seq_length, doc_stride):
     ex = _long_example()
     feats = squad.convert_examples_to_features([ex], tokenizer, max_seq_length, doc_stride, 64, False)
-    _, _, all_doc_tokens = squad._WordTokenizer(tokenizer).tokenize_doc(ex.doc_tokens)
+    _, _, all_doc_tokens, ids = squad._WordTokenizer(tokenizer).tokenize_doc(ex.doc_tokens)
+    assert ids == tokenizer.convert_tokens_to_ids(all_doc_tokens)
     assert len(feats) > 3
     covered = [0] * len(all_doc_tokens)
     max_context = [0] * len(all_doc_tokens)

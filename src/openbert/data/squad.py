@@ -214,10 +214,24 @@ class _WordTokenizer:
         self.tokenizer = tokenizer
         self.cache: dict[str, list[str]] = {}
         self.last_doc: list[str] | None = None
-        self.last_maps: tuple[list[int], list[int], list[str]] | None = None
+        self.last_maps: tuple[list[int], list[int], list[str], list[int]] | None = None
 
-    def tokenize_doc(self, doc_tokens: list[str]) -> tuple[list[int], list[int], list[str]]:
-        """-> (tok_to_orig_index, orig_to_tok_index, all_doc_tokens); reused for the same paragraph."""
+    def tokenize_all(self, texts) -> list[list[str]]:
+        """``[tokenizer.tokenize(t) for t in texts]`` through the batch path when there is one."""
+        texts = list(texts)
+        batch = getattr(self.tokenizer, "tokenize_batch", None)
+        return batch(texts) if batch is not None else [self.tokenizer.tokenize(t) for t in texts]
+
+    def prepare(self, examples: list[SquadExample]) -> list[list[str]]:
+        """Tokenize every distinct context word in one batch; -> the questions' tokens."""
+        words = {w for doc in {id(e.doc_tokens): e.doc_tokens for e in examples}.values() for w in doc}
+        words = [w for w in words if w not in self.cache]
+        self.cache.update(zip(words, self.tokenize_all(words)))
+        return self.tokenize_all(e.question_text for e in examples)
+
+    def tokenize_doc(self, doc_tokens: list[str]) -> tuple[list[int], list[int], list[str], list[int]]:
+        """-> (tok_to_orig_index, orig_to_tok_index, all_doc_tokens, their ids); reused for the
+        paragraph's next question."""
         if doc_tokens is self.last_doc:
             return self.last_maps
         tok_to_orig_index: list[int] = []
@@ -230,7 +244,9 @@ class _WordTokenizer:
                 sub_tokens = self.cache[token] = self.tokenizer.tokenize(token)
             tok_to_orig_index.extend([i] * len(sub_tokens))
             all_doc_tokens.extend(sub_tokens)
-        self.last_doc, self.last_maps = doc_tokens, (tok_to_orig_index, orig_to_tok_index, all_doc_tokens)
+        all_doc_ids = self.tokenizer.convert_tokens_to_ids(all_doc_tokens)
+        self.last_doc = doc_tokens
+        self.last_maps = (tok_to_orig_index, orig_to_tok_index, all_doc_tokens, all_doc_ids)
         return self.last_maps
 
 
@@ -271,6 +287,19 @@ def max_context_span(doc_spans: list[tuple[int, int]], position: int) -> int | N
     return best_index
 
 
+def max_context_spans(doc_spans: list[tuple[int, int]], num_doc_tokens: int) -> list[int]:
+    """:func:`max_context_span` of every document token (one pass over the windows)."""
+    best_index = [0] * num_doc_tokens
+    best_score = [-1.0] * num_doc_tokens
+    for index, (start, length) in enumerate(doc_spans):
+        end = start + length - 1
+        for position in range(start, end + 1):
+            score = min(position - start, end - position) + 0.01 * length
+            if score > best_score[position]:
+                best_score[position], best_index[position] = score, index
+    return best_index
+
+
 def improve_answer_span(doc_tokens: list[str], input_start: int, input_end: int, tokenizer,
                         orig_answer_text: str) -> tuple[int, int]:
     """Shrink a word-level answer span to the sub-span whose WordPieces equal the tokenized answer.
@@ -299,11 +328,12 @@ def convert_examples_to_features(examples: list[SquadExample], tokenizer, max_se
     if doc_stride < 1:
         raise OpenBertError(f"--doc_stride must be at least 1, got {doc_stride}")
     words = _WordTokenizer(tokenizer)
+    all_query_tokens = words.prepare(examples)
     features: list[InputFeatures] = []
     unique_id = UNIQUE_ID_BASE
     for example_index, example in enumerate(examples):
-        query_tokens = tokenizer.tokenize(example.question_text)[:max_query_length]
-        tok_to_orig_index, orig_to_tok_index, all_doc_tokens = words.tokenize_doc(example.doc_tokens)
+        query_tokens = all_query_tokens[example_index][:max_query_length]
+        tok_to_orig_index, orig_to_tok_index, all_doc_tokens, all_doc_ids = words.tokenize_doc(example.doc_tokens)
 
         tok_start_position = tok_end_position = None
         if is_training and example.is_impossible:
@@ -322,24 +352,21 @@ def convert_examples_to_features(examples: list[SquadExample], tokenizer, max_se
         prefix = ["[CLS]"] + query_tokens + ["[SEP]"]
         doc_offset = len(prefix)
         prefix_ids = tokenizer.convert_tokens_to_ids(prefix)
+        best_span = max_context_spans(doc_spans, len(all_doc_tokens))
+        sep_id = tokenizer.convert_tokens_to_ids(["[SEP]"])
         for doc_span_index, (doc_start, length) in enumerate(doc_spans):
-            doc_tokens = all_doc_tokens[doc_start:doc_start + length]
-            tokens = prefix + doc_tokens + ["[SEP]"]
-            token_to_orig_map = {}
-            token_is_max_context = {}
-            for i in range(length):
-                split_token_index = doc_start + i
-                token_to_orig_map[doc_offset + i] = tok_to_orig_index[split_token_index]
-                token_is_max_context[doc_offset + i] = (
-                    max_context_span(doc_spans, split_token_index) == doc_span_index)
-            input_ids = prefix_ids + tokenizer.convert_tokens_to_ids(doc_tokens + ["[SEP]"])
+            doc_end = doc_start + length  # exclusive
+            tokens = prefix + all_doc_tokens[doc_start:doc_end] + ["[SEP]"]
+            positions = range(doc_offset, doc_offset + length)
+            token_to_orig_map = dict(zip(positions, tok_to_orig_index[doc_start:doc_end]))
+            token_is_max_context = dict(zip(positions, (b == doc_span_index for b in best_span[doc_start:doc_end])))
+            input_ids = prefix_ids + all_doc_ids[doc_start:doc_end] + sep_id
             segment_ids = [0] * doc_offset + [1] * (length + 1)
 
             start_position = end_position = None
             if is_training:
-                doc_end = doc_start + length - 1
                 if (example.is_impossible or not (tok_start_position >= doc_start
-                                                   and tok_end_position <= doc_end)):
+                                                   and tok_end_position < doc_end)):
                     start_position = end_position = 0
                 else:
                     start_position = tok_start_position - doc_start + doc_offset
