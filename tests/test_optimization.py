@@ -118,16 +118,19 @@ def _reference_lamb(p, grads, lr, wd, adapt, b1=0.9, b2=0.999, eps=1e-6):
 def test_lamb_matches_the_layerwise_rule():
     torch.manual_seed(1)
     w = nn.Parameter(torch.randn(3, 4))
+    e = nn.Parameter(torch.randn(7) * 5)  # a second decayed tensor: its own trust ratio
     b = nn.Parameter(torch.randn(4))
-    w0, b0 = w.detach().clone(), b.detach().clone()
-    opt = LAMB([("dense.weight", w), ("dense.bias", b)], lr=0.01, weight_decay=0.01)
-    gw, gb = [], []
+    w0, e0, b0 = w.detach().clone(), e.detach().clone(), b.detach().clone()
+    opt = LAMB([("dense.weight", w), ("embeddings", e), ("dense.bias", b)], lr=0.01, weight_decay=0.01)
+    gw, ge, gb = [], [], []
     for _ in range(4):
-        w.grad, b.grad = torch.randn(3, 4), torch.randn(4)
+        w.grad, e.grad, b.grad = torch.randn(3, 4), torch.randn(7), torch.randn(4)
         gw.append(w.grad.clone())
+        ge.append(e.grad.clone())
         gb.append(b.grad.clone())
         opt.step()
     torch.testing.assert_close(w.detach(), _reference_lamb(w0, gw, 0.01, 0.01, adapt=True))
+    torch.testing.assert_close(e.detach(), _reference_lamb(e0, ge, 0.01, 0.01, adapt=True))
     # no weight decay on biases, and (as NVIDIA's FusedLAMB) no trust ratio there either
     torch.testing.assert_close(b.detach(), _reference_lamb(b0, gb, 0.01, 0.0, adapt=False))
 

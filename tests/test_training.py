@@ -214,6 +214,8 @@ def test_from_args_and_overrides():
     assert (args.resume, args.train_batch_size, args.num_train_steps) == (True, 32, 100)
     with pytest.raises(TypeError, match="unknown TrainingArguments fields"):
         TrainingArguments.from_args(ns, num_epochs=3)
+    with pytest.raises(OpenBertError, match="--output_dir is required"):
+        TrainingArguments.from_args(p.parse_args([]), num_train_steps=1)
 
 
 @pytest.mark.parametrize("kw,match", [

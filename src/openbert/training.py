@@ -116,6 +116,8 @@ class TrainingArguments:
             raise TypeError(f"unknown TrainingArguments fields: {sorted(unknown)}")
         values = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
         values.update(overrides)
+        if values.get("output_dir") is None:
+            raise OpenBertError("--output_dir is required for training (checkpoints and metrics go there)")
         return cls(**values)
 
 
