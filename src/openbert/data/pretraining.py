@@ -112,11 +112,15 @@ def randint(rng: random.Random, a: int, b: int) -> int:
     return a + _randbelow(rng.getrandbits, b - a + 1)
 
 
+_BITS = [(i + 1).bit_length() for i in range(4096)]  # _BITS[i] = bits of _randbelow(i + 1)
+
+
 def shuffle(x: list, rng: random.Random) -> None:
     """``rng.shuffle(x)``: Fisher-Yates from the end, ``j = _randbelow(i + 1)``."""
     getrandbits = rng.getrandbits
+    bits = _BITS if len(x) <= len(_BITS) else [(i + 1).bit_length() for i in range(len(x))]
     for i in range(len(x) - 1, 0, -1):
-        k = (i + 1).bit_length()
+        k = bits[i]
         j = getrandbits(k)
         while j > i:
             j = getrandbits(k)
