@@ -13,7 +13,6 @@ from openbert.cli import main
 from openbert.commands.pretrain import evaluate
 from openbert.data import pretraining as P
 from openbert.modeling import BertForPreTraining
-from openbert.tokenization import FullTokenizer
 
 SMALL = {"vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
          "intermediate_size": 256, "max_position_embeddings": 128, "type_vocab_size": 2}

@@ -18,7 +18,6 @@ import logging
 import os
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from ..checkpoints import find_vocab, load_config, save_pretrained
