@@ -367,24 +367,24 @@ def output_format_for(path: str, fmt: str | None) -> str:
     return "jsonl"
 
 
-def check_output_path(path: str | os.PathLike) -> None:
-    """Fail before any work when the output's directory does not exist."""
+def check_output_path(path: str | os.PathLike, fmt: str = "jsonl", pooling: str = "none") -> None:
+    """Fail before any work when the output cannot be written as asked."""
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise OpenBertError(f"cannot write {path}: directory {d} does not exist; create it first")
     if os.path.isdir(path):
         raise OpenBertError(f"--output_file {path} is a directory; pass a file name")
+    if fmt == "jsonl" and pooling != "none":
+        raise OpenBertError("--pooling needs array output: add --output_format npz or safetensors "
+                            "(the original JSON lines hold every token)")
 
 
 @contextlib.contextmanager
 def open_writer(path: str, fmt: str, layer_indexes: list[int], hidden_size: int, dtype=np.float32,
                 pooling: str = "none"):
     """A writer for ``fmt`` (jsonl / npz / safetensors) whose output appears atomically at ``path``."""
-    check_output_path(path)
+    check_output_path(path, fmt, pooling)
     if fmt == "jsonl":
-        if pooling != "none":
-            raise OpenBertError("--pooling needs array output: add --output_format npz or safetensors "
-                                "(the original JSON lines hold every token)")
         with atomic_open(path, "w") as f:
             yield JsonlWriter(f, layer_indexes)
     else:

@@ -53,10 +53,7 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     fmt = output_format_for(args.output_file, args.output_format)
-    check_output_path(args.output_file)
-    if fmt == "jsonl" and args.pooling != "none":
-        raise OpenBertError("--pooling needs array output: add --output_format npz or safetensors "
-                            "(the original JSON lines hold every token)")
+    check_output_path(args.output_file, fmt, args.pooling)
     if args.batch_size < 1:
         raise OpenBertError(f"--batch_size must be at least 1, got {args.batch_size}")
     if not os.path.isfile(args.input_file):
