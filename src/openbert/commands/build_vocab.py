@@ -1,6 +1,6 @@
 """Learn a WordPiece vocabulary from raw text (beyond the original release).
 
-    openbert build-vocab --input_file "corpus/*.txt" --output_file vocab.txt --vocab_size 30522 \\
+    openbert build-vocab --input_file "corpus/*.txt" --output_file vocab.txt --vocab_size 30522
         [--do_lower_case=true|false] [--num_unused 100]
 
 The text is pre-tokenized with FullTokenizer's own BasicTokenizer, so the vocabulary fits what
