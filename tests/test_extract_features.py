@@ -150,3 +150,19 @@ def test_openbert_folder_and_hf_names_load(tiny_ckpt, tmp_path):
     assert _run(f"--input_file={tmp_path / 'in.txt'}", f"--output_file={tmp_path / 'b.jsonl'}",
                 f"--init_checkpoint={tmp_path / 'ckpt'}") == 0
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+
+
+def test_encode_from_a_path_equals_hf_mean_pooling(minilm_dir, shared_data):
+    """openbert.encode(texts, model=path): mean over real tokens of HF's last hidden state."""
+    transformers = pytest.importorskip("transformers")
+    import openbert
+
+    texts = [line.replace(" ||| ", " ") for line in _mrpc_lines(shared_data, 12)]
+    emb = openbert.encode(texts, model=minilm_dir, batch_size=5)
+    assert emb.shape == (12, 384) and emb.dtype == np.float32
+    hf = transformers.BertModel.from_pretrained(str(minilm_dir), add_pooling_layer=False).eval()
+    enc = transformers.BertTokenizerFast.from_pretrained(str(minilm_dir))(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        h = hf(**enc).last_hidden_state
+    m = enc["attention_mask"][..., None].float()
+    np.testing.assert_allclose(emb, ((h * m).sum(1) / m.sum(1)).numpy(), atol=1e-4, rtol=0)

@@ -443,7 +443,7 @@ def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, 
     single_text = isinstance(texts, str)
     texts = [texts] if single_text else list(texts)
     if isinstance(model, (str, os.PathLike)):
-        model, loaded_tokenizer = load_encoder(os.fspath(model), do_lower_case=do_lower_case)
+        model, loaded_tokenizer = load_encoder(os.fspath(model), None, None, do_lower_case)
         tokenizer = tokenizer or loaded_tokenizer
         device = device or "auto"
     model = getattr(model, "bert", model)  # a model with heads: use its encoder
