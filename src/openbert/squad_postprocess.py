@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .fileio import atomic_write_text
+from .tokenization import BasicTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,6 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool, verbose_
     came from ("Steve Smith's"); returns the matching characters of ``orig_text`` ("Steve Smith"),
     with case and accents restored. Falls back to ``orig_text`` when the alignment fails.
     """
-    from .tokenization import BasicTokenizer
-
     tok_text = " ".join(BasicTokenizer(do_lower_case=do_lower_case).tokenize(orig_text))
     start_position = tok_text.find(pred_text)
     if start_position == -1:
