@@ -83,10 +83,10 @@ def test_pretrain_end_to_end_few_hundred_steps(shared_data, tmp_path):
     common = [f"--input_file={data}", f"--output_dir={out}", f"--bert_config_file={cfg}",
               "--max_seq_length=128", "--max_predictions_per_seq=20", "--eval_batch_size=32",
               "--max_eval_steps=10", "--progress=false", "--log_every_n_steps=25"]
-    assert main(["pretrain", *common, "--do_train", "--train_batch_size=32", "--num_train_steps=300",
-                 "--num_warmup_steps=30", "--learning_rate=1e-3", "--save_checkpoints_steps=100"]) == 0
-    first, last = _windows(out)
-    assert last < first - 3.0, (first, last)
+    assert main(["pretrain", *common, "--do_train", "--train_batch_size=32", "--num_train_steps=200",
+                 "--num_warmup_steps=20", "--learning_rate=1e-3", "--save_checkpoints_steps=100"]) == 0
+    first, last = _windows(out)  # mean loss of steps 1-25 vs 176-200
+    assert last < first - 2.5, (first, last)
     # eval alone restores the model trained in --output_dir, as the original
     assert main(["pretrain", *common, "--do_eval"]) == 0
     result = dict(line.split(" = ") for line in (out / "eval_results.txt").read_text().splitlines())
