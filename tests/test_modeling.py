@@ -90,6 +90,13 @@ def test_unpadded_path_equals_padded_path_on_real_tokens(tiny_config):
     torch.testing.assert_close(unpadded.pooled_output, padded.pooled_output, atol=1e-6, rtol=0)
 
 
+def test_sequence_longer_than_the_position_table_is_a_clear_error(tiny_config):
+    from openbert.errors import OpenBertError
+
+    with pytest.raises(OpenBertError, match="max_position_embeddings 64"):
+        BertModel(tiny_config)(torch.zeros(1, 65, dtype=torch.long))
+
+
 def test_dropout_follows_train_and_eval(tiny_config):
     torch.manual_seed(0)
     model = BertModel(tiny_config)

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import BertConfig
+from .errors import OpenBertError
 
 logger = logging.getLogger(__name__)
 
@@ -340,8 +341,9 @@ class BertModel(BertPreTrainedModel):
             segment_ids = torch.zeros_like(input_ids)
         bsz, seq_len = input_ids.shape
         if seq_len > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {seq_len} > max_position_embeddings "
-                             f"{self.config.max_position_embeddings}")
+            raise OpenBertError(f"sequence length {seq_len} > max_position_embeddings "
+                                f"{self.config.max_position_embeddings} of this model; use a "
+                                f"--max_seq_length of at most {self.config.max_position_embeddings}")
         emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
         full = bool(input_mask.all())
         # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
