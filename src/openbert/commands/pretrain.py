@@ -20,6 +20,7 @@ import os
 import numpy as np
 import torch.nn.functional as F
 
+from .. import train_state
 from ..checkpoints import find_vocab, load_config, save_pretrained
 from ..config import BertConfig
 from ..data.pretraining import DynamicMasking, MaskingVocab, PretrainingDataset, collate
@@ -188,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
                             f"the vocabulary the data was made with")
     next_sentence = not args.no_nsp
     model = build_model(args, config)
-    global_step = 0
+    # eval alone reports the step of the newest training checkpoint, as the original
+    found = [] if args.do_train else train_state.list_checkpoints(args.output_dir)
+    global_step = found[-1][0] if found else 0
     if args.do_train:
         train_args = TrainingArguments.from_args(args)
         if args.dynamic_masking:
