@@ -103,14 +103,14 @@ def test_fine_tune_minilm_few_steps(tmp_path, minilm_dir, conll, capsys):
 
 @pytest.mark.slow
 def test_fine_tune_minilm_v2(tmp_path, minilm_dir, conll, capsys):
-    train_json = squad_synth.build(conll[0], max_paragraphs=130, sentences_per_paragraph=4, version_2=True)
+    train_json = squad_synth.build(conll[0], max_paragraphs=200, sentences_per_paragraph=4, version_2=True)
     dev_json = squad_synth.build(conll[1], max_paragraphs=30, sentences_per_paragraph=4, version_2=True)
     train, dev = _write(tmp_path / "train.json", train_json), _write(tmp_path / "dev.json", dev_json)
     out = tmp_path / "out"
     shape = ["--max_seq_length=96", "--doc_stride=48", "--max_query_length=24", f"--output_dir={out}",
              "--progress=false"]
     args = ["squad", f"--init_checkpoint={minilm_dir}", "--do_train", f"--train_file={train}", "--do_predict",
-            f"--predict_file={dev}", "--train_batch_size=16", "--learning_rate=1e-4", "--num_train_epochs=2",
+            f"--predict_file={dev}", "--train_batch_size=16", "--learning_rate=1e-4", "--num_train_epochs=3",
             *shape]
     assert main(args) == 2  # v2.0 data without --version_2_with_negative
     assert "--version_2_with_negative" in capsys.readouterr().err
@@ -123,7 +123,7 @@ def test_fine_tune_minilm_v2(tmp_path, minilm_dir, conll, capsys):
     assert metrics["HasAns_total"] > 0 and metrics["NoAns_total"] > 0
     no_answer_baseline = evaluate(dev_json, {k: "" for k in preds})["f1"]
     print(f"v2 dev: {metrics}; always-no-answer baseline F1 {no_answer_baseline:.1f}")
-    assert metrics["f1"] > 2 * no_answer_baseline and metrics["HasAns_f1"] > 10.0
+    assert metrics["f1"] > no_answer_baseline + 5.0 and metrics["HasAns_f1"] > 10.0
     assert metrics["best_f1"] >= metrics["f1"]
     # squad-eval on the written files gives the same numbers
     capsys.readouterr()
