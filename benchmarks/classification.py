@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openbert import assets, classifier
+from openbert import assets, classifier, finetuning
 from openbert.checkpoints import load_config
 from openbert.data.classification import collate, convert_examples_to_features, get_processor
 from openbert.tokenization import FullTokenizer
@@ -168,7 +168,7 @@ def main():
         return 0
 
     # ---- accuracy: one full run each --------------------------------------------------------
-    steps = classifier.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
+    steps = finetuning.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
     majority = max(np.mean([f.label_id == k for f in test_f]) for k in (0, 1))
     print(f"full fine-tuning: {steps} steps, lr {a.learning_rate:g}; majority baseline {100 * majority:.1f}%",
           flush=True)

@@ -7,13 +7,13 @@ Features in (:class:`openbert.data.classification.InputFeatures`), model / resul
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
+from . import finetuning
 from . import metrics as metrics_lib
 from . import train_state
-from .checkpoints import find_config, save_pretrained
+from .checkpoints import save_pretrained
 from .config import BertConfig
 from .data.classification import collate, collate_unlabelled
 from .errors import OpenBertError
@@ -24,19 +24,9 @@ from .training import Trainer, TrainingArguments, TrainResult, predict
 logger = logging.getLogger(__name__)
 
 
-def num_train_steps(num_examples: int, train_batch_size: int, num_train_epochs: float) -> int:
-    """As the original: ``int(num_examples / train_batch_size * num_train_epochs)`` (at least 1)."""
-    return max(1, int(num_examples / train_batch_size * num_train_epochs))
-
-
-def check_max_seq_length(max_seq_length: int, config: BertConfig, source: str) -> None:
-    if max_seq_length > config.max_position_embeddings:
-        raise OpenBertError(f"cannot use --max_seq_length={max_seq_length}: the model ({source}) was only "
-                            f"trained up to sequence length {config.max_position_embeddings}; lower "
-                            f"--max_seq_length")
-    if max_seq_length < 3:
-        raise OpenBertError(f"--max_seq_length={max_seq_length} leaves no room for text next to "
-                            f"[CLS] and [SEP]; use at least 3")
+def build_model(path, config: BertConfig, num_labels: int):
+    """A classifier from ``path`` (heads missing are initialised fresh), or from scratch."""
+    return finetuning.build_model(BertForSequenceClassification, path, config, num_labels=num_labels)
 
 
 def label_names(config: BertConfig) -> list | None:
@@ -45,25 +35,6 @@ def label_names(config: BertConfig) -> list | None:
     if not id2label:
         return None
     return [id2label[k] for k in sorted(id2label, key=int)]
-
-
-def build_model(init_checkpoint, config: BertConfig, num_labels: int) -> BertForSequenceClassification:
-    """A classifier from ``init_checkpoint`` (TF / HF / openbert; heads missing are initialised
-    fresh), or randomly initialised when there is none (as the original without the flag)."""
-    if init_checkpoint:
-        model = BertForSequenceClassification.from_pretrained(init_checkpoint, config=config,
-                                                              num_labels=num_labels)
-    else:
-        logger.warning("no --init_checkpoint: the classifier starts from random weights")
-        model = BertForSequenceClassification(config, num_labels=num_labels)
-    return model
-
-
-def fine_tuned_dir(output_dir) -> str | None:
-    """``output_dir`` when it holds a model saved by a previous training run, else None."""
-    if output_dir and os.path.isfile(os.path.join(output_dir, "model.safetensors")) and find_config(output_dir):
-        return os.fspath(output_dir)
-    return None
 
 
 def train(model, features, args: TrainingArguments) -> TrainResult:

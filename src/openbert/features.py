@@ -396,18 +396,10 @@ def open_writer(path: str, fmt: str, layer_indexes: list[int], hidden_size: int,
 # loading a model + tokenizer, and the Python API
 # ---------------------------------------------------------------------------------------------
 def load_tokenizer(init_checkpoint: str, vocab_file: str | None = None, do_lower_case: bool = True):
-    """The FullTokenizer for a checkpoint: ``vocab_file``, else the ``vocab.txt`` beside it.
+    """The FullTokenizer for a checkpoint: ``vocab_file``, else the ``vocab.txt`` beside it."""
+    from .finetuning import load_tokenizer as _load
 
-    ``do_lower_case`` is checked against Google's released model names, as the original does.
-    """
-    from .checkpoints import find_vocab
-    from .tokenization import FullTokenizer, validate_case_matches_checkpoint
-
-    validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
-    vocab_file = vocab_file or find_vocab(init_checkpoint)
-    if vocab_file is None:
-        raise OpenBertError(f"no vocab.txt beside {init_checkpoint}: pass --vocab_file")
-    return FullTokenizer(vocab_file, do_lower_case=do_lower_case)
+    return _load(init_checkpoint, vocab_file, do_lower_case)[0]
 
 
 @functools.lru_cache(maxsize=2)

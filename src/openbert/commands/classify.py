@@ -15,11 +15,10 @@ import logging
 import os
 
 from .. import classifier
-from ..checkpoints import find_vocab, load_config
 from ..data.classification import (PROCESSORS, canonical_task_name, convert_examples_to_features,
                                    get_processor)
 from ..errors import OpenBertError
-from ..tokenization import FullTokenizer, validate_case_matches_checkpoint
+from ..finetuning import num_train_steps, resolve_model_source
 from ..training import TrainingArguments, is_main_process
 from .flags import add_bool, add_training_flags
 
@@ -95,20 +94,8 @@ def _check_args(args) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     output_dir = args.output_dir
-    # eval / predict without training use a model fine-tuned earlier in --output_dir, as the
-    # original's Estimator restores the latest checkpoint there
-    model_path = (None if args.do_train else classifier.fine_tuned_dir(output_dir)) or args.init_checkpoint
-    if not model_path and not args.bert_config_file:
-        raise OpenBertError("give --init_checkpoint (a pre-trained model) or at least --bert_config_file")
-    validate_case_matches_checkpoint(args.do_lower_case, args.init_checkpoint)
-    config = load_config(model_path, args.bert_config_file)
-    classifier.check_max_seq_length(args.max_seq_length, config, args.bert_config_file or model_path)
-    vocab_file = args.vocab_file or (find_vocab(model_path) if model_path else None)
-    if not vocab_file:
-        raise OpenBertError(f"no vocab.txt beside {model_path}; pass --vocab_file")
-    if not os.path.isfile(vocab_file):
-        raise OpenBertError(f"--vocab_file {vocab_file} does not exist")
-    tokenizer = FullTokenizer(vocab_file, args.do_lower_case)
+    source = resolve_model_source(args)
+    config, tokenizer = source.config, source.tokenizer
 
     processor = _processor(args, None if args.do_train else classifier.label_names(config))
     train_examples = processor.get_train_examples(args.data_dir)[:args.max_train_examples] if args.do_train else None
@@ -120,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     model = None
     global_step = 0 if args.do_train else classifier.last_global_step(output_dir)
     if args.do_train:
-        steps = classifier.num_train_steps(len(train_examples), args.train_batch_size, args.num_train_epochs)
+        steps = num_train_steps(len(train_examples), args.train_batch_size, args.num_train_epochs)
         train_args = TrainingArguments.from_args(args, num_train_steps=steps,
                                                  num_warmup_steps=int(steps * args.warmup_proportion))
         logger.info("***** Running training *****  %d examples, batch size %d, %d steps",
@@ -130,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
         global_step = result.global_step
         if not is_main_process():  # under torchrun, rank 0 alone saves, evaluates and predicts
             return 0
-        classifier.save(model, output_dir, label_list, vocab_file)
+        classifier.save(model, output_dir, label_list, source.vocab_file)
     if model is None:
-        model = classifier.build_model(model_path, config, processor.num_labels)
+        model = classifier.build_model(source.path, config, processor.num_labels)
     os.makedirs(output_dir, exist_ok=True)
     run_opts = dict(device=args.device, precision=args.precision, progress=args.progress)
     if args.do_eval:

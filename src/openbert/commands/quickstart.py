@@ -18,6 +18,7 @@ import time
 from .. import assets, classifier
 from ..checkpoints import load_config
 from ..data.classification import convert_examples_to_features, get_processor
+from ..finetuning import check_max_seq_length, num_train_steps
 from ..tokenization import FullTokenizer
 from ..training import TrainingArguments, resolve_device
 from .flags import add_bool
@@ -64,13 +65,13 @@ def run(args: argparse.Namespace) -> int:
     train_examples, eval_examples = [train_all[i] for i in picked], test_all[:n_eval]
 
     config = load_config(model_dir)
-    classifier.check_max_seq_length(args.max_seq_length, config, str(model_dir))
+    check_max_seq_length(args.max_seq_length, config, str(model_dir))
     tokenizer = FullTokenizer(model_dir / "vocab.txt", do_lower_case=True)
     labels = processor.get_labels()
     train_features = convert_examples_to_features(train_examples, labels, args.max_seq_length, tokenizer)
     eval_features = convert_examples_to_features(eval_examples, labels, args.max_seq_length, tokenizer)
 
-    steps = classifier.num_train_steps(n_train, args.train_batch_size, args.num_train_epochs)
+    steps = num_train_steps(n_train, args.train_batch_size, args.num_train_epochs)
     train_args = TrainingArguments(output_dir=args.output_dir, train_batch_size=args.train_batch_size,
                                    learning_rate=args.learning_rate, num_train_steps=steps,
                                    num_warmup_steps=int(steps * args.warmup_proportion), device=args.device,

@@ -17,15 +17,15 @@ import logging
 import os
 import random
 
-from .. import classifier, squad_metrics
-from ..checkpoints import find_vocab, load_config, save_pretrained
+from .. import squad_metrics
+from ..checkpoints import save_pretrained
 from ..data import squad as squad_data
 from ..errors import OpenBertError
 from ..fileio import atomic_write_text
 from ..modeling import BertForQuestionAnswering
 from ..squad_postprocess import RawResult, compute_predictions, write_predictions
-from ..tokenization import FullTokenizer, validate_case_matches_checkpoint
-from ..training import Trainer, TrainingArguments, predict
+from ..finetuning import build_model, num_train_steps, resolve_model_source
+from ..training import Trainer, TrainingArguments, is_main_process, predict
 from .flags import add_bool, add_training_flags
 
 logger = logging.getLogger(__name__)
@@ -104,13 +104,6 @@ def features_for(path: str, is_training: bool, tokenizer, args):
     return examples, features
 
 
-def build_model(path, config) -> BertForQuestionAnswering:
-    if path:
-        return BertForQuestionAnswering.from_pretrained(path, config=config)
-    logger.warning("no --init_checkpoint: the model starts from random weights")
-    return BertForQuestionAnswering(config)
-
-
 def raw_results(model, features, args) -> list[RawResult]:
     """Start/end logits of every feature (window), in feature order."""
     results: list[RawResult | None] = [None] * len(features)
@@ -136,39 +129,29 @@ def has_answers(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     output_dir = args.output_dir
-    # predict without training uses the model fine-tuned earlier in --output_dir, as the original's
-    # Estimator restores the latest checkpoint there
-    model_path = (None if args.do_train else classifier.fine_tuned_dir(output_dir)) or args.init_checkpoint
-    if not model_path and not args.bert_config_file:
-        raise OpenBertError("give --init_checkpoint (a pre-trained model) or at least --bert_config_file")
-    validate_case_matches_checkpoint(args.do_lower_case, args.init_checkpoint)
-    config = load_config(model_path, args.bert_config_file)
-    classifier.check_max_seq_length(args.max_seq_length, config, args.bert_config_file or model_path)
-    vocab_file = args.vocab_file or (find_vocab(model_path) if model_path else None)
-    if not vocab_file:
-        raise OpenBertError(f"no vocab.txt beside {model_path}; pass --vocab_file")
-    if not os.path.isfile(vocab_file):
-        raise OpenBertError(f"--vocab_file {vocab_file} does not exist")
-    tokenizer = FullTokenizer(vocab_file, args.do_lower_case)
+    source = resolve_model_source(args)
+    config, tokenizer = source.config, source.tokenizer
 
     model = None
     if args.do_train:
         examples, features = features_for(args.train_file, True, tokenizer, args)
-        steps = classifier.num_train_steps(len(examples), args.train_batch_size, args.num_train_epochs)
+        steps = num_train_steps(len(examples), args.train_batch_size, args.num_train_epochs)
         train_args = TrainingArguments.from_args(args, num_train_steps=steps,
                                                  num_warmup_steps=int(steps * args.warmup_proportion))
         logger.info("***** Running training *****  %d examples, %d windows, batch size %d, %d steps",
                     len(examples), len(features), args.train_batch_size, steps)
         del examples
-        model = build_model(args.init_checkpoint, config)
+        model = build_model(BertForQuestionAnswering, args.init_checkpoint, config)
         Trainer(model, train_args, features, squad_data.collate_train,
                 lengths=[len(f.input_ids) for f in features]).train()
-        save_pretrained(model, output_dir, vocab_file=vocab_file)
+        if not is_main_process():  # under torchrun, rank 0 alone saves and predicts
+            return 0
+        save_pretrained(model, output_dir, vocab_file=source.vocab_file)
         logger.info("fine-tuned model saved to %s", output_dir)
 
     if args.do_predict:
         if model is None:
-            model = build_model(model_path, config)
+            model = build_model(BertForQuestionAnswering, source.path, config)
         examples, features = features_for(args.predict_file, False, tokenizer, args)
         logger.info("***** Running predictions *****  %d examples, %d windows, batch size %d",
                     len(examples), len(features), args.predict_batch_size)
