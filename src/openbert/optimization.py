@@ -100,6 +100,12 @@ def _gather(group: dict, state: dict, names: tuple[str, ...]):
 # ---------------------------------------------------------------------------------------------
 # optimizers
 # ---------------------------------------------------------------------------------------------
+def _check_settings(lr, betas, eps, weight_decay) -> None:
+    if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or weight_decay < 0:
+        raise OpenBertError(f"invalid optimizer settings: lr={lr} betas={betas} eps={eps} "
+                            f"weight_decay={weight_decay}")
+
+
 class AdamWeightDecay(torch.optim.Optimizer):
     """The original BERT optimizer (``AdamWeightDecayOptimizer``).
 
@@ -115,9 +121,7 @@ class AdamWeightDecay(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0.0,
                  exclude_from_weight_decay: Iterable[str] = EXCLUDE_FROM_WEIGHT_DECAY):
-        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or weight_decay < 0:
-            raise OpenBertError(f"invalid optimizer settings: lr={lr} betas={betas} eps={eps} "
-                                f"weight_decay={weight_decay}")
+        _check_settings(lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(_as_groups(params, weight_decay, exclude_from_weight_decay), defaults)
 
@@ -158,9 +162,7 @@ class LAMB(torch.optim.Optimizer):
                  eps: float = 1e-6, weight_decay: float = 0.01, bias_correction: bool = True,
                  always_adapt: bool = False,
                  exclude_from_weight_decay: Iterable[str] = EXCLUDE_FROM_WEIGHT_DECAY):
-        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or weight_decay < 0:
-            raise OpenBertError(f"invalid optimizer settings: lr={lr} betas={betas} eps={eps} "
-                                f"weight_decay={weight_decay}")
+        _check_settings(lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         bias_correction=bias_correction, always_adapt=always_adapt)
         super().__init__(_as_groups(params, weight_decay, exclude_from_weight_decay), defaults)

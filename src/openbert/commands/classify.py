@@ -20,7 +20,7 @@ from ..data.classification import (PROCESSORS, canonical_task_name, convert_exam
 from ..errors import OpenBertError
 from ..finetuning import num_train_steps, resolve_model_source
 from ..training import TrainingArguments, is_main_process
-from .flags import add_bool, add_training_flags
+from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train_batch_size", type=int, default=32)
     g.add_argument("--eval_batch_size", type=int, default=8)
     g.add_argument("--predict_batch_size", type=int, default=8)
-    g.add_argument("--learning_rate", type=float, default=5e-5)
-    g.add_argument("--num_train_epochs", type=float, default=3.0)
-    g.add_argument("--warmup_proportion", type=float, default=0.1,
-                   help="fraction of training with linear learning-rate warmup")
-    g.add_argument("--save_checkpoints_steps", type=int, default=1000)
-    g.add_argument("--iterations_per_loop", type=int, default=1000, help="accepted for compatibility (TPU only)")
-    add_bool(g, "use_tpu", False, "accepted for compatibility; must be false")
+    add_fine_tuning_schedule_flags(g)
 
     c = parser.add_argument_group("data beyond the original")
     c.add_argument("--xnli_language", default="zh", help="XNLI language (the original fixes zh)")

@@ -30,6 +30,18 @@ def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: st
     parser.add_argument(f"--no{dest}", dest=dest, action="store_false", help=argparse.SUPPRESS)
 
 
+def add_fine_tuning_schedule_flags(g) -> None:
+    """run_classifier / run_squad's schedule flags (same names and defaults) and the TPU flags they
+    accept for compatibility."""
+    g.add_argument("--learning_rate", type=float, default=5e-5)
+    g.add_argument("--num_train_epochs", type=float, default=3.0)
+    g.add_argument("--warmup_proportion", type=float, default=0.1,
+                   help="fraction of training with linear learning-rate warmup")
+    g.add_argument("--save_checkpoints_steps", type=int, default=1000)
+    g.add_argument("--iterations_per_loop", type=int, default=1000, help="accepted for compatibility (TPU only)")
+    add_bool(g, "use_tpu", False, "accepted for compatibility; must be false")
+
+
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
     """Flags of the shared training engine (openbert.training), beyond the original scripts."""
     g = parser.add_argument_group("training engine (beyond the original)")

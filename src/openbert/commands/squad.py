@@ -26,7 +26,7 @@ from ..modeling import BertForQuestionAnswering
 from ..squad_postprocess import RawResult, compute_predictions, write_predictions
 from ..finetuning import build_model, num_train_steps, resolve_model_source
 from ..training import Trainer, TrainingArguments, is_main_process, predict
-from .flags import add_bool, add_training_flags
+from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bool(g, "do_predict", False, "predict on --predict_file")
     g.add_argument("--train_batch_size", type=int, default=32)
     g.add_argument("--predict_batch_size", type=int, default=8)
-    g.add_argument("--learning_rate", type=float, default=5e-5)
-    g.add_argument("--num_train_epochs", type=float, default=3.0)
-    g.add_argument("--warmup_proportion", type=float, default=0.1,
-                   help="fraction of training with linear learning-rate warmup")
-    g.add_argument("--save_checkpoints_steps", type=int, default=1000)
-    g.add_argument("--iterations_per_loop", type=int, default=1000, help="accepted for compatibility (TPU only)")
+    add_fine_tuning_schedule_flags(g)
     g.add_argument("--n_best_size", type=int, default=20, help="n-best predictions per question")
     g.add_argument("--max_answer_length", type=int, default=30, help="longest answer, in WordPiece tokens")
-    add_bool(g, "use_tpu", False, "accepted for compatibility; must be false")
     add_bool(g, "verbose_logging", False, "log every alignment problem of the post-processing")
     add_bool(g, "version_2_with_negative", False, "SQuAD v2.0: some questions have no answer")
     g.add_argument("--null_score_diff_threshold", type=float, default=0.0,
