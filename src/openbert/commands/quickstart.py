@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train_examples", type=int, default=4000,
+    parser.add_argument("--train_examples", type=int, default=12000,
                         help="SNLI training pairs to fine-tune on (random subset of 99,890)")
-    parser.add_argument("--eval_examples", type=int, default=1000,
+    parser.add_argument("--eval_examples", type=int, default=2000,
                         help="SNLI test pairs to evaluate on (the first N of 9,824)")
     parser.add_argument("--num_train_epochs", type=float, default=1.0)
     parser.add_argument("--max_seq_length", type=int, default=64)
