@@ -175,6 +175,6 @@ def test_real_minilm_on_mrpc(tmp_path, minilm_dir, shared_data):
     out = tmp_path / "mrpc"
     rc = classify("--task_name=MRPC", "--do_train", "--do_eval", f"--data_dir={shared_data / 'glue' / 'MRPC'}",
                   f"--init_checkpoint={minilm_dir}", f"--output_dir={out}", "--num_train_epochs=3",
-                  "--learning_rate=1e-4", "--eval_batch_size=64")
+                  "--learning_rate=2e-5", "--eval_batch_size=64")
     assert rc == 0
     assert float(read_results(out / "eval_results.txt")["eval_accuracy"]) > 0.72
