@@ -106,7 +106,30 @@ def _check_settings(lr, betas, eps, weight_decay) -> None:
                             f"weight_decay={weight_decay}")
 
 
-class AdamWeightDecay(torch.optim.Optimizer):
+class _MomentOptimizer(torch.optim.Optimizer):
+    """Adam-family base: ``step`` gathers the parameters that have gradients with their two moment
+    buffers (``exp_avg``, ``exp_avg_sq``), grouped by device and dtype, and hands each bucket of
+    tensor lists to ``_update(group, params, grads, exp_avgs, exp_avg_sqs)``."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, (ms, vs) = _gather(group, self.state, ("exp_avg", "exp_avg_sq"))
+            if not params:
+                continue
+            for p, g, m, v in _by_device_and_dtype(params, grads, ms, vs):
+                self._update(group, p, g, m, v)
+        return loss
+
+    def _update(self, group, p, g, m, v) -> None:
+        raise NotImplementedError
+
+
+class AdamWeightDecay(_MomentOptimizer):
     """The original BERT optimizer (``AdamWeightDecayOptimizer``).
 
     ``params``: parameters, param groups, or ``model.named_parameters()`` (then parameters whose
@@ -125,31 +148,20 @@ class AdamWeightDecay(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(_as_groups(params, weight_decay, exclude_from_weight_decay), defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, (ms, vs) = _gather(group, self.state, ("exp_avg", "exp_avg_sq"))
-            if not params:
-                continue
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p, g, m, v in _by_device_and_dtype(params, grads, ms, vs):
-                torch._foreach_lerp_(m, g, 1 - b1)  # m = b1 m + (1 - b1) g
-                torch._foreach_mul_(v, b2)
-                torch._foreach_addcmul_(v, g, g, 1 - b2)  # v = b2 v + (1 - b2) g^2
-                denom = torch._foreach_sqrt(v)
-                torch._foreach_add_(denom, eps)
-                if wd != 0:
-                    # p - lr * (u + wd p) == p (1 - lr wd) - lr u
-                    torch._foreach_mul_(p, 1 - lr * wd)
-                torch._foreach_addcdiv_(p, m, denom, value=-lr)
-        return loss
+    def _update(self, group, p, g, m, v) -> None:
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        torch._foreach_lerp_(m, g, 1 - b1)  # m = b1 m + (1 - b1) g
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, g, g, 1 - b2)  # v = b2 v + (1 - b2) g^2
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, eps)
+        if wd != 0:
+            # p - lr * (u + wd p) == p (1 - lr wd) - lr u
+            torch._foreach_mul_(p, 1 - lr * wd)
+        torch._foreach_addcdiv_(p, m, denom, value=-lr)
 
 
-class LAMB(torch.optim.Optimizer):
+class LAMB(_MomentOptimizer):
     """LAMB (layer-wise adaptive moments) as in NVIDIA's BERT pre-training recipe.
 
     Per parameter tensor: Adam moments with bias correction, ``u = m_hat / (sqrt(v_hat) + eps) +
@@ -167,38 +179,27 @@ class LAMB(torch.optim.Optimizer):
                         bias_correction=bias_correction, always_adapt=always_adapt)
         super().__init__(_as_groups(params, weight_decay, exclude_from_weight_decay), defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, (ms, vs) = _gather(group, self.state, ("exp_avg", "exp_avg_sq"))
-            if not params:
-                continue
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p, g, m, v in _by_device_and_dtype(params, grads, ms, vs):
-                t = self.state[p[0]]["step"]
-                bc1, bc2 = (1 - b1 ** t, 1 - b2 ** t) if group["bias_correction"] else (1.0, 1.0)
-                torch._foreach_lerp_(m, g, 1 - b1)
-                torch._foreach_mul_(v, b2)
-                torch._foreach_addcmul_(v, g, g, 1 - b2)
-                denom = torch._foreach_div(v, bc2)
-                torch._foreach_sqrt_(denom)
-                torch._foreach_add_(denom, eps)
-                u = torch._foreach_div(m, denom)
-                torch._foreach_div_(u, bc1)  # m_hat / (sqrt(v_hat) + eps)
-                if wd != 0:
-                    torch._foreach_add_(u, p, alpha=wd)
-                if wd != 0 or group["always_adapt"]:
-                    w_norm = torch.stack(torch._foreach_norm(p))
-                    u_norm = torch.stack(torch._foreach_norm(u))
-                    ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm,
-                                        torch.ones_like(w_norm))
-                    torch._foreach_mul_(u, list(ratio.unbind(0)))
-                torch._foreach_add_(p, u, alpha=-lr)
-        return loss
+    def _update(self, group, p, g, m, v) -> None:
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        t = self.state[p[0]]["step"]
+        bc1, bc2 = (1 - b1 ** t, 1 - b2 ** t) if group["bias_correction"] else (1.0, 1.0)
+        torch._foreach_lerp_(m, g, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, g, g, 1 - b2)
+        denom = torch._foreach_div(v, bc2)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, eps)
+        u = torch._foreach_div(m, denom)
+        torch._foreach_div_(u, bc1)  # m_hat / (sqrt(v_hat) + eps)
+        if wd != 0:
+            torch._foreach_add_(u, p, alpha=wd)
+        if wd != 0 or group["always_adapt"]:
+            w_norm = torch.stack(torch._foreach_norm(p))
+            u_norm = torch.stack(torch._foreach_norm(u))
+            ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm,
+                                torch.ones_like(w_norm))
+            torch._foreach_mul_(u, list(ratio.unbind(0)))
+        torch._foreach_add_(p, u, alpha=-lr)
 
 
 def clip_by_global_norm(parameters: Iterable[torch.Tensor], max_norm: float = 1.0) -> torch.Tensor:
