@@ -5,6 +5,7 @@ import pytest
 
 from openbert import cli, vocab_builder
 from openbert.errors import OpenBertError
+from openbert.fileio import expand_input_files
 from openbert.tokenization import FullTokenizer, load_vocab
 
 
@@ -79,10 +80,10 @@ def test_too_small_vocab_is_an_error():
 def test_input_patterns(tmp_path):
     (tmp_path / "a.txt").write_text("x\n")
     (tmp_path / "b.txt").write_text("y\n")
-    files = vocab_builder.expand_input_files(f"{tmp_path}/*.txt, {tmp_path}/a.txt")
+    files = expand_input_files(f"{tmp_path}/*.txt, {tmp_path}/a.txt")
     assert files == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), str(tmp_path / "a.txt")]
     with pytest.raises(OpenBertError, match="matches no file"):
-        vocab_builder.expand_input_files(f"{tmp_path}/*.json")
+        expand_input_files(f"{tmp_path}/*.json")
 
 
 def test_build_vocab_command(tmp_path, capsys):

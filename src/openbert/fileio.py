@@ -5,8 +5,13 @@ A crash or an error mid-write never leaves a half-written file under the target 
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
 import os
 import shutil
+from typing import Sequence
+
+from .errors import OpenBertError
 
 
 @contextlib.contextmanager
@@ -53,3 +58,33 @@ def _remove(p: str) -> None:
         shutil.rmtree(p, ignore_errors=True)
     elif os.path.lexists(p):
         os.remove(p)
+
+
+def expand_input_files(patterns: str | Sequence[str]) -> list[str]:
+    """Comma-separated globs (the original's ``--input_file``) or a list -> regular files, each
+    glob's matches sorted, globs in the given order. OpenBertError when a glob matches nothing."""
+    if isinstance(patterns, str):
+        patterns = [p.strip() for p in patterns.split(",")]
+    patterns = [p for p in patterns if p]
+    files: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise OpenBertError(f"--input_file {pattern} matches no file: check the path or glob")
+        files.extend(m for m in matches if os.path.isfile(m))
+    if not files:
+        raise OpenBertError(f"--input_file {','.join(patterns)} names no regular file")
+    return files
+
+
+def read_json(path: str | os.PathLike, expected: str):
+    """Parse a JSON file; OpenBertError naming the file and ``expected`` (what it should hold)
+    when it is missing or not JSON."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise OpenBertError(f"{path}: file not found (expected {expected})")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OpenBertError(f"{path}: not a JSON file ({e}); expected {expected}") from None

@@ -12,7 +12,6 @@ with fewer unused slots they follow the ones there are).
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from typing import Iterable, Iterator
@@ -34,20 +33,6 @@ def special_tokens(num_unused: int = 100) -> list[str]:
     return (["[PAD]"] + [f"[unused{i}]" for i in range(before)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
             + [f"[unused{i}]" for i in range(before, num_unused)])
 
-
-def expand_input_files(input_file: str) -> list[str]:
-    """Comma-separated glob patterns (as create_pretraining_data's --input_file) -> sorted files."""
-    files = []
-    for pattern in (p.strip() for p in input_file.split(",")):
-        if not pattern:
-            continue
-        matched = sorted(glob.glob(pattern))
-        if not matched:
-            raise OpenBertError(f"--input_file pattern {pattern} matches no file: check the path")
-        files.extend(m for m in matched if os.path.isfile(m))
-    if not files:
-        raise OpenBertError(f"--input_file {input_file!r} names no text file")
-    return files
 
 
 def read_lines(files: Iterable[str], batch: int = 10000) -> Iterator[list[bytes]]:

@@ -13,6 +13,7 @@ import itertools
 import logging
 
 from .. import vocab_builder
+from ..fileio import expand_input_files
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    files = vocab_builder.expand_input_files(args.input_file)
+    files = expand_input_files(args.input_file)
     logger.info("learning a %d-token vocabulary from %d file(s)", args.vocab_size, len(files))
     tokens = vocab_builder.learn_vocab(
         vocab_builder.read_lines(files), vocab_size=args.vocab_size,

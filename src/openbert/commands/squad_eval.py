@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from .. import squad_metrics
 from ..data.squad import load_squad_json
 from ..errors import OpenBertError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, read_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,13 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_json_mapping(path: str, what: str) -> dict:
     """A JSON object file {question id: value}; OpenBertError naming the file otherwise."""
-    if not os.path.isfile(path):
-        raise OpenBertError(f"{path}: {what} file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OpenBertError(f"{path}: not a JSON file ({e}); expected the {what} as {{question id: value}}") from e
+    obj = read_json(path, f"the {what} as a JSON object {{question id: value}}")
     if not isinstance(obj, dict):
         raise OpenBertError(f"{path}: expected the {what} as a JSON object {{question id: value}}, "
                             f"got a {type(obj).__name__}")

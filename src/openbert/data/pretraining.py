@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import OpenBertError
+from ..fileio import expand_input_files
 
 logger = logging.getLogger(__name__)
 
@@ -278,20 +279,6 @@ def create_training_instances(all_documents: list, cfg: PretrainingDataConfig,
 # ---------------------------------------------------------------------------------------------
 # reading text
 # ---------------------------------------------------------------------------------------------
-def expand_input_files(patterns: str | Sequence[str]) -> list[str]:
-    """Comma-separated globs (or a list) -> files, each glob's matches sorted, in the given order."""
-    if isinstance(patterns, str):
-        patterns = [p for p in patterns.split(",") if p]
-    files: list[str] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern))
-        if not matches:
-            raise OpenBertError(f"--input_file {pattern} matches no file: check the path or glob")
-        files.extend(m for m in matches if os.path.isfile(m))
-    if not files:
-        raise OpenBertError(f"--input_file {','.join(patterns)} names no regular file")
-    return files
-
 
 def read_lines(path: str) -> list[str]:
     """A text file's lines split on ``\\n`` only (as TF's GFile.readline), each stripped;

@@ -7,7 +7,6 @@ is_training)`` -> list of :class:`InputFeatures` (one per document window, unpad
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import OpenBertError
+from ..fileio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +100,8 @@ def split_context(paragraph_text: str) -> tuple[list[str], list[int]]:
 def load_squad_json(path: str | os.PathLike) -> dict:
     """Read a SQuAD-format JSON file; OpenBertError when it is missing, not JSON or not SQuAD."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise OpenBertError(f"{path}: file not found (expected a SQuAD JSON file such as train-v1.1.json)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OpenBertError(f"{path}: not a JSON file ({e}); expected SQuAD format "
-                            '{"version": ..., "data": [{"paragraphs": [{"context": ..., "qas": [...]}]}]}') from e
+    data = read_json(path, 'a SQuAD JSON file such as train-v1.1.json: {"version": ..., "data": '
+                           '[{"paragraphs": [{"context": ..., "qas": [...]}]}]}')
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise OpenBertError(f"{path}: not SQuAD format: the top level must be an object with a "
                             '"data" list of articles, each {"paragraphs": [{"context": ..., "qas": [...]}]}')
