@@ -22,6 +22,15 @@ def _few_threads():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second thread; on a busy machine they only wait for it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real vocabularies, checkpoints, corpora); tests skip when it is absent."""

@@ -65,12 +65,7 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, bucketed):
     assert steps == list(range(1, 17))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(out, **kw) -> Trainer:

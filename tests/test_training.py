@@ -16,13 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_training_run import collate, tiny_data, tiny_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tiny model gains nothing from a second thread; on a busy machine it only waits for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _args(out, **kw) -> TrainingArguments:
