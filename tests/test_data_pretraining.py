@@ -330,6 +330,49 @@ def test_one_file_matches_direct_algorithm_run(shared_data, real_tokenizer, tmp_
         assert rec["next_sentence_labels"].tolist() == [int(inst.is_random_next)]
 
 
+def _original_reference():
+    """benchmarks/original_pretraining_data.py: the original algorithm on string tokens with the
+    stdlib random methods."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "original_pretraining_data.py"
+    spec = importlib.util.spec_from_file_location("original_pretraining_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("corpus,lines,flags", [
+    ("tinyshakespeare.txt", 1500, dict(dupe_factor=2)),
+    ("tinyshakespeare.txt", 1500, dict(dupe_factor=1, do_whole_word_mask=True, max_seq_length=64,
+                                       random_seed=7)),
+    ("wikitext-2/valid.txt", 400, dict(dupe_factor=1, short_seq_prob=0.5, masked_lm_prob=0.3)),
+    ("wikitext-2/valid.txt", 400, dict(dupe_factor=1, do_whole_word_mask=True, max_seq_length=32,
+                                       max_predictions_per_seq=5)),
+])
+def test_fast_path_equals_the_original_algorithm(shared_data, real_tokenizer, tmp_path, corpus,
+                                                 lines, flags):
+    """Instance for instance, the file pipeline equals the original algorithm run on strings with
+    random.Random's own methods (tokens, segments, is_random_next, positions, labels, order)."""
+    text = (shared_data / "corpus" / corpus).read_text(encoding="utf-8").split("\n")[:lines]
+    path = _write(tmp_path / "c.txt", "\n".join(text) + "\n")
+    cfg = P.PretrainingDataConfig(**flags)
+    ref = _original_reference().original_instances([path], real_tokenizer, cfg)
+    docs = P.read_documents([path], real_tokenizer)
+    arrays = P.create_instance_arrays(docs, cfg, P.MaskingVocab(real_tokenizer.vocab),
+                                      random.Random(cfg.random_seed))
+    assert len(arrays) == len(ref) > 100
+    ids = real_tokenizer.convert_tokens_to_ids
+    for i, (tokens, segs, is_random, positions, labels) in enumerate(ref):
+        ours = arrays.instance(i)
+        assert ours.tokens == ids(tokens)
+        assert ours.segment_ids == segs
+        assert ours.is_random_next == is_random
+        assert ours.masked_lm_positions == positions
+        assert ours.masked_lm_labels == ids(labels)
+
+
 def test_dynamic_masking(vocab):
     tokens = np.array([CLS] + [11] * 20 + [SEP] + [12] * 17 + [SEP])  # 40 tokens
     ex = {"input_ids": tokens.copy(), "segment_ids": np.zeros(40, np.int64),

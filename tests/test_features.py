@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from openbert.errors import OpenBertError
-from openbert.features import (ArrayWriter, InputExample, JsonlWriter, convert_example, convert_examples,
+from openbert.features import (ArrayWriter, InputExample, convert_example, convert_examples,
                                encode, extract, open_writer, parse_layers,
                                parse_line, read_examples, round6)
 from openbert.modeling import BertModel

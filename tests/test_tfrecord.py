@@ -126,3 +126,10 @@ def test_bulk_encoding_equals_one_by_one():
                             {"masked_lm_weights": weights[i]}) for i in range(50)]
     assert bulk == one
     assert T.decode_example(bulk[2])["input_ids"][:3].tolist() == ids[2, :3].tolist()
+    # rows whose payloads straddle 127 bytes: one- and two-byte length prefixes at every level
+    wide = rng.integers(0, 30522, (40, 90))
+    wide[::2, 30:] = 0
+    w = rng.random((40, 40)).astype(np.float32)
+    bulk = T.encode_examples({"input_ids": wide}, {"w": w})
+    assert bulk == [T.encode_example({"input_ids": wide[i].tolist()}, {"w": w[i]}) for i in range(40)]
+    assert len({len(b) for b in bulk}) > 2 and max(len(b) for b in bulk) > 300

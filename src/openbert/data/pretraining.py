@@ -155,6 +155,7 @@ def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
     would overflow it is skipped. Each chosen position: 80% [MASK], 10% kept, 10% a random word.
     """
     cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    n = len(tokens)
     if do_whole_word_mask:
         sub = vocab.is_subword
         cand: list = []
@@ -165,11 +166,24 @@ def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
                 cand[-1].append(i)
             else:
                 cand.append([i])
+    elif (n >= 3 and tokens[0] == cls_id and tokens[-1] == sep_id and tokens.count(cls_id) == 1
+          and tokens.count(sep_id) == 2):
+        # the usual [CLS] A [SEP] B [SEP]: every other position, without a scan in Python
+        s = tokens.index(sep_id)
+        cand = [*range(1, s), *range(s + 1, n - 1)]
     else:
         cand = [i for i, t in enumerate(tokens) if t != cls_id and t != sep_id]
-    shuffle(cand, rng)
+    # rng.shuffle(cand), inlined (see shuffle)
+    getrandbits = rng.getrandbits
+    bits = _BITS if len(cand) <= len(_BITS) else [(i + 1).bit_length() for i in range(len(cand))]
+    for i in range(len(cand) - 1, 0, -1):
+        k = bits[i]
+        j = getrandbits(k)
+        while j > i:
+            j = getrandbits(k)
+        cand[i], cand[j] = cand[j], cand[i]
     output = list(tokens)
-    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(tokens) * masked_lm_prob))))
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(n * masked_lm_prob))))
     if do_whole_word_mask:
         chosen: list[int] = []
         covered: set[int] = set()
@@ -185,7 +199,7 @@ def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
     else:
         # single positions never overlap or overflow: the first num_to_predict are taken
         chosen = cand[:num_to_predict]
-    rand, getrandbits = rng.random, rng.getrandbits
+    rand = rng.random
     words = vocab.random_words
     n_words = len(words)
     k_words = n_words.bit_length()
@@ -204,17 +218,23 @@ def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
     return output, chosen, [tokens[i] for i in chosen]
 
 
-def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int]]],
-                                   document_index: int, cfg: PretrainingDataConfig,
-                                   vocab: MaskingVocab, rng: random.Random
-                                   ) -> list[TrainingInstance]:
-    """All instances of one document (segments = token-id lists of its lines)."""
+def _document_instances(all_documents: Sequence[Sequence[Sequence[int]]], document_index: int,
+                        cfg: PretrainingDataConfig, vocab: MaskingVocab, rng: random.Random,
+                        emit) -> None:
+    """The original create_instances_from_document: calls ``emit(tokens, a_length,
+    is_random_next, masked_lm_positions, masked_lm_labels)`` for each instance of the document
+    (``a_length``: the tokens with segment id 0, ``[CLS] A [SEP]``)."""
     document = all_documents[document_index]
     max_num_tokens = cfg.max_seq_length - 3
     target_seq_length = max_num_tokens
-    if rng.random() < cfg.short_seq_prob:
-        target_seq_length = randint(rng, 2, max_num_tokens)
-    instances = []
+    rand = rng.random
+    getrandbits = rng.getrandbits
+    n_docs = len(all_documents)
+    cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    masked_lm_prob, max_predictions = cfg.masked_lm_prob, cfg.max_predictions_per_seq
+    whole_word = cfg.do_whole_word_mask
+    if rand() < cfg.short_seq_prob:
+        target_seq_length = 2 + _randbelow(getrandbits, max_num_tokens - 1)
     current_chunk: list = []
     current_length = 0
     i = 0
@@ -225,20 +245,20 @@ def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int
         if i == len(document) - 1 or current_length >= target_seq_length:
             a_end = 1
             if len(current_chunk) >= 2:
-                a_end = randint(rng, 1, len(current_chunk) - 1)
+                a_end = 1 + _randbelow(getrandbits, len(current_chunk) - 1)
             tokens_a: list[int] = []
             for j in range(a_end):
                 tokens_a.extend(current_chunk[j])
             tokens_b: list[int] = []
-            if len(current_chunk) == 1 or rng.random() < 0.5:
+            if len(current_chunk) == 1 or rand() < 0.5:
                 is_random_next = True
                 target_b_length = target_seq_length - len(tokens_a)
                 for _ in range(10):
-                    random_document_index = randint(rng, 0, len(all_documents) - 1)
+                    random_document_index = _randbelow(getrandbits, n_docs)
                     if random_document_index != document_index:
                         break
                 random_document = all_documents[random_document_index]
-                random_start = randint(rng, 0, len(random_document) - 1)
+                random_start = _randbelow(getrandbits, len(random_document))
                 for j in range(random_start, len(random_document)):
                     tokens_b.extend(random_document[j])
                     if len(tokens_b) >= target_b_length:
@@ -249,31 +269,92 @@ def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int
                 is_random_next = False
                 for j in range(a_end, len(current_chunk)):
                     tokens_b.extend(current_chunk[j])
-            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
-            tokens = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
-            segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+            if len(tokens_a) + len(tokens_b) > max_num_tokens:
+                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
             tokens, positions, labels = create_masked_lm_predictions(
-                tokens, cfg.masked_lm_prob, cfg.max_predictions_per_seq, vocab, rng,
-                cfg.do_whole_word_mask)
-            instances.append(TrainingInstance(tokens, segment_ids, is_random_next, positions, labels))
+                [cls_id, *tokens_a, sep_id, *tokens_b, sep_id], masked_lm_prob, max_predictions,
+                vocab, rng, whole_word)
+            emit(tokens, len(tokens_a) + 2, is_random_next, positions, labels)
             current_chunk = []
             current_length = 0
         i += 1
+
+
+def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int]]],
+                                   document_index: int, cfg: PretrainingDataConfig,
+                                   vocab: MaskingVocab, rng: random.Random
+                                   ) -> list[TrainingInstance]:
+    """All instances of one document (segments = token-id lists of its lines)."""
+    instances: list[TrainingInstance] = []
+
+    def emit(tokens, a_length, is_random_next, positions, labels):
+        instances.append(TrainingInstance(tokens, [0] * a_length + [1] * (len(tokens) - a_length),
+                                          is_random_next, positions, labels))
+
+    _document_instances(all_documents, document_index, cfg, vocab, rng, emit)
     return instances
+
+
+def create_instance_arrays(all_documents: list, cfg: PretrainingDataConfig, vocab: MaskingVocab,
+                           rng: random.Random) -> "InstanceArrays":
+    """The original create_training_instances -> InstanceArrays: drop empty documents, shuffle
+    them, ``dupe_factor`` passes over all, shuffle the instances. Instances are collected as flat
+    lists; the final shuffle draws a permutation (the same draws as shuffling the instances)
+    that numpy applies."""
+    all_documents = [d for d in all_documents if d]
+    shuffle(all_documents, rng)
+    ids: list[int] = []
+    positions: list[int] = []
+    labels: list[int] = []
+    lengths: list[int] = []
+    a_lengths: list[int] = []
+    mlm_lengths: list[int] = []
+    random_next: list[bool] = []
+
+    def emit(tokens, a_length, is_random_next, pos, lab):
+        ids.extend(tokens)
+        lengths.append(len(tokens))
+        a_lengths.append(a_length)
+        positions.extend(pos)
+        labels.extend(lab)
+        mlm_lengths.append(len(pos))
+        random_next.append(is_random_next)
+
+    for _ in range(cfg.dupe_factor):
+        for document_index in range(len(all_documents)):
+            _document_instances(all_documents, document_index, cfg, vocab, rng, emit)
+    order = list(range(len(lengths)))
+    shuffle(order, rng)
+    order = np.asarray(order, np.int64)
+    input_ids, offsets = _gather_rows(np.asarray(ids, np.int32), np.asarray(lengths, np.int64),
+                                      order)
+    mlm_pos, mlm_offsets = _gather_rows(np.asarray(positions, np.int32),
+                                        np.asarray(mlm_lengths, np.int64), order)
+    mlm_ids, _ = _gather_rows(np.asarray(labels, np.int32), np.asarray(mlm_lengths, np.int64),
+                              order)
+    return InstanceArrays(input_ids, offsets, np.asarray(a_lengths, np.int32)[order], mlm_pos,
+                          mlm_ids, mlm_offsets, np.asarray(random_next, np.int8)[order])
+
+
+def _gather_rows(flat: np.ndarray, lengths: np.ndarray, order: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length rows back to back (``flat``, row i has ``lengths[i]`` items) -> the rows
+    in ``order``, back to back, and their offsets [N+1]."""
+    starts = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    new_lengths = lengths[order]
+    new_offsets = np.zeros(len(order) + 1, np.int64)
+    np.cumsum(new_lengths, out=new_offsets[1:])
+    index = np.repeat(starts[:-1][order] - new_offsets[:-1], new_lengths)
+    index += np.arange(int(new_offsets[-1]), dtype=np.int64)
+    return flat[index], new_offsets
 
 
 def create_training_instances(all_documents: list, cfg: PretrainingDataConfig,
                               vocab: MaskingVocab, rng: random.Random) -> list[TrainingInstance]:
-    """Drop empty documents, shuffle them, ``dupe_factor`` passes over all, shuffle instances."""
-    all_documents = [d for d in all_documents if d]
-    shuffle(all_documents, rng)
-    instances: list[TrainingInstance] = []
-    for _ in range(cfg.dupe_factor):
-        for document_index in range(len(all_documents)):
-            instances.extend(create_instances_from_document(all_documents, document_index, cfg,
-                                                            vocab, rng))
-    shuffle(instances, rng)
-    return instances
+    """:func:`create_instance_arrays` as a list of :class:`TrainingInstance`."""
+    arrays = create_instance_arrays(all_documents, cfg, vocab, rng)
+    return [arrays.instance(i) for i in range(len(arrays))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,24 +417,6 @@ class InstanceArrays:
     def __len__(self) -> int:
         return len(self.a_lengths)
 
-    @classmethod
-    def pack(cls, instances: Sequence[TrainingInstance]) -> "InstanceArrays":
-        ids: list[int] = []
-        pos: list[int] = []
-        lab: list[int] = []
-        lengths, mlm_lengths, a_len, nsp = [], [], [], []
-        for inst in instances:
-            ids.extend(inst.tokens)
-            pos.extend(inst.masked_lm_positions)
-            lab.extend(inst.masked_lm_labels)
-            lengths.append(len(inst.tokens))
-            mlm_lengths.append(len(inst.masked_lm_positions))
-            a_len.append(inst.segment_ids.index(1) if 1 in inst.segment_ids else len(inst.tokens))
-            nsp.append(inst.is_random_next)
-        return cls(np.asarray(ids, np.int32), _offsets(lengths), np.asarray(a_len, np.int32),
-                   np.asarray(pos, np.int32), np.asarray(lab, np.int32), _offsets(mlm_lengths),
-                   np.asarray(nsp, np.int8))
-
     def instance(self, i: int) -> TrainingInstance:
         s, e = self.offsets[i], self.offsets[i + 1]
         ms, me = self.mlm_offsets[i], self.mlm_offsets[i + 1]
@@ -388,28 +451,23 @@ class InstanceArrays:
                 "next_sentence_labels": self.next_sentence_labels.astype(np.int64)[:, None]}
 
 
-def _offsets(lengths: list[int]) -> np.ndarray:
-    out = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=out[1:])
-    return out
-
-
 def serialize_tfrecords(arrays: InstanceArrays, max_seq_length: int,
-                        max_predictions_per_seq: int) -> list[bytes]:
-    """Each instance as a framed TFRecord record of the original's tf.train.Example."""
+                        max_predictions_per_seq: int, chunk: int = 4096) -> list[bytes]:
+    """Each instance as a framed TFRecord record of the original's tf.train.Example (encoded
+    ``chunk`` instances at a time, which keeps the temporary arrays small)."""
     from .tfrecord import encode_examples, frame_record
 
     f = arrays.padded(max_seq_length, max_predictions_per_seq)
     ints = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
             "next_sentence_labels")
-    examples = encode_examples({k: f[k] for k in ints},
-                               {"masked_lm_weights": f["masked_lm_weights"]})
-    return [frame_record(e) for e in examples]
+    records = []
+    for s in range(0, len(arrays), chunk):
+        examples = encode_examples({k: f[k][s:s + chunk] for k in ints},
+                                   {"masked_lm_weights": f["masked_lm_weights"][s:s + chunk]})
+        records.extend(frame_record(e) for e in examples)
+    return records
 
 
-# ---------------------------------------------------------------------------------------------
-# the whole run: files -> instances -> shards or TFRecord files
-# ---------------------------------------------------------------------------------------------
 @dataclass
 class CreateSummary:
     """Counts over a run; ``mask_rate`` = masked positions / tokens."""
@@ -462,8 +520,7 @@ def _instances_for(documents: list, seed: int, cfg: PretrainingDataConfig, vocab
                    source: str, nbytes: int) -> tuple[InstanceArrays, CreateSummary]:
     documents = [d for d in documents if d]
     _check_documents(documents, source)
-    instances = create_training_instances(documents, cfg, vocab, random.Random(seed))
-    arrays = InstanceArrays.pack(instances)
+    arrays = create_instance_arrays(documents, cfg, vocab, random.Random(seed))
     s = CreateSummary(files=1, bytes=nbytes, documents=len(documents),
                       single_segment_documents=sum(len(d) == 1 for d in documents),
                       instances=len(arrays), tokens=len(arrays.input_ids),
