@@ -17,8 +17,10 @@ starts at step 0 and is advanced after each optimizer step. (HF's
 after warmup; the original decays as ``1 - step / T`` from step 0, so the learning rate drops at the
 end of warmup from ``init_lr * (W - 1) / W`` to ``init_lr * (1 - W / T)``. We keep the original.)
 
-All updates use ``torch._foreach_*`` kernels: one call per group of same-device, same-dtype tensors
-instead of one Python-level op per parameter.
+AdamWeightDecay runs on torch's fused AdamW kernel (bias corrections set to exactly 1), else on
+``torch._foreach_*`` kernels, as LAMB does: one call per group of same-device, same-dtype tensors
+instead of one Python-level op per parameter. ``"adamw"`` is ``torch.optim.AdamW(fused=True)``
+where the build has the kernel.
 """
 from __future__ import annotations
 
@@ -129,6 +131,30 @@ class _MomentOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
 
+_FUSED_OK: dict = {}  # (device type, dtype) -> whether torch's fused AdamW kernel ran
+
+
+def _fused_adamw(p, g, m, v, lr, b1, b2, eps, wd) -> bool:
+    """The original update with torch's fused AdamW kernel (one pass over each tensor instead of
+    seven ``_foreach`` passes); False where that kernel is unavailable (then the caller runs the
+    ``_foreach`` form). The kernel's bias corrections are ``1 - b^t``; with ``t = 1e9`` both are
+    exactly 1.0 (``b^t`` underflows to 0), which is the original's update without bias correction:
+    ``m``, ``v`` as above, ``p *= 1 - lr wd``, ``p -= lr m / (sqrt(v) + eps)``."""
+    key = (p[0].device.type, p[0].dtype)
+    if _FUSED_OK.get(key) is False or not hasattr(torch, "_fused_adamw_") or any(
+            x.dtype != p[0].dtype for x in g):
+        return False
+    steps = [torch.full((), 1e9, dtype=torch.float32, device=p[0].device)] * len(p)
+    try:
+        torch._fused_adamw_(p, g, m, v, [], steps, lr=lr, beta1=b1, beta2=b2, weight_decay=wd,
+                            eps=eps, amsgrad=False, maximize=False)
+    except (RuntimeError, NotImplementedError):  # e.g. no CPU kernel in this torch build
+        _FUSED_OK[key] = False
+        return False
+    _FUSED_OK[key] = True
+    return True
+
+
 class AdamWeightDecay(_MomentOptimizer):
     """The original BERT optimizer (``AdamWeightDecayOptimizer``).
 
@@ -150,6 +176,8 @@ class AdamWeightDecay(_MomentOptimizer):
 
     def _update(self, group, p, g, m, v) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if _fused_adamw(p, g, m, v, lr, b1, b2, eps, wd):
+            return
         torch._foreach_lerp_(m, g, 1 - b1)  # m = b1 m + (1 - b1) g
         torch._foreach_mul_(v, b2)
         torch._foreach_addcmul_(v, g, g, 1 - b2)  # v = b2 v + (1 - b2) g^2
@@ -274,9 +302,12 @@ def create_optimizer(model: torch.nn.Module, init_lr: float, num_train_steps: in
     elif optimizer == "lamb":
         opt = LAMB(groups, lr=init_lr, betas=betas, eps=eps, weight_decay=weight_decay)
     elif optimizer == "adamw":
-        fused = all(p.is_cuda for g in groups for p in g["params"])
-        opt = torch.optim.AdamW(groups, lr=init_lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                fused=fused or None, foreach=None if fused else True)
+        try:  # the fused kernel (CUDA; CPU since torch 2.4), else the _foreach form
+            opt = torch.optim.AdamW(groups, lr=init_lr, betas=betas, eps=eps,
+                                    weight_decay=weight_decay, fused=True)
+        except RuntimeError:
+            opt = torch.optim.AdamW(groups, lr=init_lr, betas=betas, eps=eps,
+                                    weight_decay=weight_decay, foreach=True)
     else:
         raise OpenBertError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     return opt, WarmupLinearDecay(opt, num_train_steps, num_warmup_steps)
