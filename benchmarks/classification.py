@@ -13,10 +13,11 @@ the original README's 2e-5).
 
 - openbert: ``openbert.classifier.train`` (the Trainer: length-bucketed batches, per-batch padding,
   encoder on real tokens only), evaluation in inference mode, length-sorted.
-- HF: ``BertForSequenceClassification`` in a plain torch loop, shuffled batches, ``torch.optim.AdamW``
-  and ``get_linear_schedule_with_warmup``; evaluation in order, under no_grad. Two paddings, both
-  timed in the speed part: to the longest member of each batch (DataCollatorWithPadding: the
-  stronger peer, used for the accuracy run) and to ``--max_seq_length`` (HF's run_glue.py default,
+- HF: ``BertForSequenceClassification`` in a plain torch loop, shuffled batches,
+  ``torch.optim.AdamW`` (fused: HF Trainer's default on torch >= 2.8) and
+  ``get_linear_schedule_with_warmup``; evaluation in order, under no_grad. Two paddings, both timed
+  in the speed part: to the longest member of each batch (DataCollatorWithPadding: the stronger
+  peer, used for the accuracy run) and to ``--max_seq_length`` (HF's run_glue.py default,
   ``pad_to_max_length=True``, and what the original run_classifier feeds its model).
 
 Speed: ``--speed_reps`` interleaved repetitions (ours, then HF's, so background load hits both),
@@ -77,7 +78,10 @@ def hf_train(model, features, steps, batch_size, lr, seed, warmup_proportion=0.1
                "weight_decay": 0.01},
               {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
                "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
+    try:  # HF Trainer's default optimizer on torch >= 2.8 is adamw_torch_fused
+        opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6, fused=True)
+    except RuntimeError:
+        opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
     sched = get_linear_schedule_with_warmup(opt, int(steps * warmup_proportion), steps)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(features)) for _ in range(steps * batch_size // len(features) + 1)])
