@@ -173,15 +173,7 @@ def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
         cand = [*range(1, s), *range(s + 1, n - 1)]
     else:
         cand = [i for i, t in enumerate(tokens) if t != cls_id and t != sep_id]
-    # rng.shuffle(cand), inlined (see shuffle)
-    getrandbits = rng.getrandbits
-    bits = _BITS if len(cand) <= len(_BITS) else [(i + 1).bit_length() for i in range(len(cand))]
-    for i in range(len(cand) - 1, 0, -1):
-        k = bits[i]
-        j = getrandbits(k)
-        while j > i:
-            j = getrandbits(k)
-        cand[i], cand[j] = cand[j], cand[i]
+    shuffle(cand, rng)
     output = list(tokens)
     num_to_predict = min(max_predictions_per_seq, max(1, int(round(n * masked_lm_prob))))
     if do_whole_word_mask:
@@ -199,7 +191,7 @@ def create_masked_lm_predictions(tokens: list[int], masked_lm_prob: float,
     else:
         # single positions never overlap or overflow: the first num_to_predict are taken
         chosen = cand[:num_to_predict]
-    rand = rng.random
+    rand, getrandbits = rng.random, rng.getrandbits
     words = vocab.random_words
     n_words = len(words)
     k_words = n_words.bit_length()
