@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import BertConfig
+from .dense import linear
 from .errors import OpenBertError
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutputLayer(config)
         self.act = get_activation(config)
+        self.gelu = config.gelu_form if config.hidden_act == "gelu" else None
 
     def _qkv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """query/key/value stacked: weight [3H, H], bias [3H] (one matmul instead of three).
@@ -213,7 +215,7 @@ class BertLayer(nn.Module):
                 unpadding: _Unpadding | None = None) -> torch.Tensor:
         s = self.attention.self
         w, b = self._qkv_weight()
-        qkv = F.linear(x, w, b)  # [B, S, 3H] or [T, 3H]
+        qkv = linear(x, w, b)  # [B, S, 3H] or [T, 3H]
         if unpadding is not None:
             qkv = unpadding.pad(qkv)  # [B, S, 3H]
         bsz, seq_len, _ = qkv.shape
@@ -226,10 +228,14 @@ class BertLayer(nn.Module):
         if unpadding is not None:
             ctx = unpadding.unpad(ctx)  # [T, H]
         o = self.attention.output
-        a = o.LayerNorm(x + o.dropout(o.dense(ctx)))
-        inter = self.act(self.intermediate.dense(a))
+        a = o.LayerNorm(x + o.dropout(linear(ctx, o.dense.weight, o.dense.bias)))
+        i = self.intermediate.dense
+        if self.gelu is not None:
+            inter = linear(a, i.weight, i.bias, gelu=self.gelu)
+        else:
+            inter = self.act(linear(a, i.weight, i.bias))
         out = self.output
-        return out.LayerNorm(a + out.dropout(out.dense(inter)))
+        return out.LayerNorm(a + out.dropout(linear(inter, out.dense.weight, out.dense.bias)))
 
 
 class BertEncoder(nn.Module):
@@ -384,7 +390,7 @@ class BertLMPredictionHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, x, word_embeddings: torch.Tensor):
-        return F.linear(self.transform(x), word_embeddings, self.bias)
+        return linear(self.transform(x), word_embeddings, self.bias)
 
 
 class BertPreTrainingHeads(nn.Module):
