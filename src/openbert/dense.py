@@ -68,14 +68,11 @@ def _gelu(y: torch.Tensor, form: str) -> torch.Tensor:
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu: str | None = None) -> torch.Tensor:
     """``x @ weight.T + bias``, then GELU in the form ``gelu`` ("tanh" or "erf") when given."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 \
-            or _cpu_autocast() or not onednn_enabled():
-        y = F.linear(x, weight, bias)
-        return y if gelu is None else _gelu(y, gelu)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        # training: oneDNN's kernel has no autograd formula, and with the backward products
-        # written out it measured no faster than F.linear (docs/model.md)
+    training = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias))
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+            or training or _cpu_autocast() or not onednn_enabled()):
+        # oneDNN's kernel has no autograd formula; for training F.linear measured as fast
         y = F.linear(x, weight, bias)
         return y if gelu is None else _gelu(y, gelu)
     if gelu is None:
