@@ -53,7 +53,8 @@ TF_DTYPE_NAMES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16"
 # ---------------------------------------------------------------------------------------------
 def masked_crc32c(data: bytes) -> int:
     """leveldb's masked CRC32C: rotate right by 15 bits and add 0xa282ead8."""
-    crc = google_crc32c.value(data if isinstance(data, bytes) else bytes(data))
+    # a numpy view passes a writable buffer (bytearray) to google_crc32c without a copy
+    crc = google_crc32c.value(data if isinstance(data, bytes) else np.frombuffer(data, np.uint8))
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
@@ -347,17 +348,18 @@ class TFCheckpointReader:
             raise OpenBertError(f"{path} is truncated: tensor {name!r} needs bytes {e.offset}.."
                                 f"{e.offset + e.size} but the file has {self._sizes[path]}; copy or "
                                 "download the checkpoint again")
+        raw = bytearray(e.size)  # read straight into the buffer the tensor will own
         with open(path, "rb") as f:
             f.seek(e.offset)
-            raw = f.read(e.size)
-        if len(raw) != e.size:
+            got = f.readinto(raw)
+        if got != e.size:
             raise OpenBertError(f"{path} is truncated while reading tensor {name!r}")
         if masked_crc32c(raw) != e.crc32c:
             raise OpenBertError(f"CRC32C mismatch for tensor {name!r} in {path}: the data file is "
                                 "corrupt; copy or download the checkpoint again")
         if e.size == 0:
             return torch.empty(e.shape, dtype=e.dtype)
-        return torch.frombuffer(bytearray(raw), dtype=e.dtype).reshape(e.shape)
+        return torch.frombuffer(raw, dtype=e.dtype).reshape(e.shape)
 
     def read_all(self, include_optimizer: bool = False) -> dict[str, torch.Tensor]:
         """{name: tensor} for every tensor; optimizer slots and global_step only when asked."""
