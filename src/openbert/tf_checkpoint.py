@@ -22,10 +22,10 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-import google_crc32c
 import numpy as np
 import torch
 
+from .data.tfrecord import masked_crc32c
 from .errors import OpenBertError
 from .fileio import atomic_open
 
@@ -51,13 +51,6 @@ TF_DTYPE_NAMES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16"
 # ---------------------------------------------------------------------------------------------
 # small encodings: masked CRC32C, varints, protobuf wire format
 # ---------------------------------------------------------------------------------------------
-def masked_crc32c(data: bytes) -> int:
-    """leveldb's masked CRC32C: rotate right by 15 bits and add 0xa282ead8."""
-    # a numpy view passes a writable buffer (bytearray) to google_crc32c without a copy
-    crc = google_crc32c.value(data if isinstance(data, bytes) else np.frombuffer(data, np.uint8))
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def _read_varint(buf, pos: int) -> tuple[int, int]:
     """-> (value, next position); raises ValueError on a truncated varint."""
     result = shift = 0

@@ -31,9 +31,10 @@ _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
 
 
-def masked_crc32c(data: bytes) -> int:
-    """TFRecord's masked CRC32C of ``data``."""
-    crc = google_crc32c.value(data)
+def masked_crc32c(data: bytes | bytearray) -> int:
+    """The masked CRC32C of ``data`` that TFRecord files and TF checkpoints (leveldb tables) store."""
+    # a numpy view passes a writable buffer (bytearray) to google_crc32c without a copy
+    crc = google_crc32c.value(data if isinstance(data, bytes) else np.frombuffer(data, np.uint8))
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
