@@ -220,13 +220,11 @@ def _document_instances(all_documents: Sequence[Sequence[Sequence[int]]], docume
     max_num_tokens = cfg.max_seq_length - 3
     target_seq_length = max_num_tokens
     rand = rng.random
-    getrandbits = rng.getrandbits
-    n_docs = len(all_documents)
     cls_id, sep_id = vocab.cls_id, vocab.sep_id
     masked_lm_prob, max_predictions = cfg.masked_lm_prob, cfg.max_predictions_per_seq
     whole_word = cfg.do_whole_word_mask
     if rand() < cfg.short_seq_prob:
-        target_seq_length = 2 + _randbelow(getrandbits, max_num_tokens - 1)
+        target_seq_length = randint(rng, 2, max_num_tokens)
     current_chunk: list = []
     current_length = 0
     i = 0
@@ -237,7 +235,7 @@ def _document_instances(all_documents: Sequence[Sequence[Sequence[int]]], docume
         if i == len(document) - 1 or current_length >= target_seq_length:
             a_end = 1
             if len(current_chunk) >= 2:
-                a_end = 1 + _randbelow(getrandbits, len(current_chunk) - 1)
+                a_end = randint(rng, 1, len(current_chunk) - 1)
             tokens_a: list[int] = []
             for j in range(a_end):
                 tokens_a.extend(current_chunk[j])
@@ -246,11 +244,11 @@ def _document_instances(all_documents: Sequence[Sequence[Sequence[int]]], docume
                 is_random_next = True
                 target_b_length = target_seq_length - len(tokens_a)
                 for _ in range(10):
-                    random_document_index = _randbelow(getrandbits, n_docs)
+                    random_document_index = randint(rng, 0, len(all_documents) - 1)
                     if random_document_index != document_index:
                         break
                 random_document = all_documents[random_document_index]
-                random_start = _randbelow(getrandbits, len(random_document))
+                random_start = randint(rng, 0, len(random_document) - 1)
                 for j in range(random_start, len(random_document)):
                     tokens_b.extend(random_document[j])
                     if len(tokens_b) >= target_b_length:
