@@ -16,10 +16,10 @@ import time
 import torch
 from safetensors.torch import load_file, save_file
 
-from openbert import checkpoints
+from openbert.checkpoints import names
+from openbert.checkpoints.tf_bundle import TFCheckpointReader, write_tf_checkpoint
 from openbert.config import BertConfig
-from openbert.modeling import BertForPreTraining
-from openbert.tf_checkpoint import TFCheckpointReader, write_tf_checkpoint
+from openbert.model.bert import BertForPreTraining
 
 SHAPES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
           "minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)}
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.manual_seed(0)
     model = BertForPreTraining(BertConfig(vocab_size=30522, type_vocab_size=2, **SHAPES[args.shape]))
-    tf_tensors = checkpoints.canonical_to_tf(checkpoints.canonical_state(model))
+    tf_tensors = names.canonical_to_tf(names.canonical_state(model))
     st_tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     mb = sum(t.numel() * t.element_size() for t in st_tensors.values()) / 2**20
     times = {k: [] for k in ("tf write", "st write", "tf read", "st read")}

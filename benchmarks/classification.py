@@ -11,7 +11,7 @@ tokenized once by openbert (both sides get the same token ids). Both sides: batc
 correction, so its steps are several times larger early on: use a lower ``--learning_rate``, e.g.
 the original README's 2e-5).
 
-- openbert: ``openbert.classifier.train`` (the Trainer: length-bucketed batches, per-batch padding,
+- openbert: ``openbert.tasks.classification.pipeline.train`` (the Trainer: length-bucketed batches, per-batch padding,
   encoder on real tokens only), evaluation in inference mode, length-sorted.
 - HF: ``BertForSequenceClassification`` in a plain torch loop, shuffled batches,
   ``torch.optim.AdamW`` (fused: HF Trainer's default on torch >= 2.8) and
@@ -40,11 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openbert import assets, classifier, finetuning
-from openbert.checkpoints import load_config
-from openbert.data.classification import collate, convert_examples_to_features, get_processor
-from openbert.tokenization import FullTokenizer
-from openbert.training import TrainingArguments
+from openbert.checkpoints import assets
+from openbert.checkpoints.pretrained import load_config
+from openbert.tasks import common as finetuning
+from openbert.tasks.classification import pipeline as classifier
+from openbert.tasks.classification.data import collate, convert_examples_to_features, get_processor
+from openbert.tokenization.wordpiece import FullTokenizer
+from openbert.training.trainer import TrainingArguments
 
 MRPC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "MRPC"
 

@@ -4,7 +4,7 @@ Both sides turn the same real MRPC sentences into last-layer vectors of every to
 to a .npz file, on a BERT-Base-shaped model (random weights, shared by both sides):
 
 - openbert: features.convert_examples -> features.extract (length-sorted batches, unpadded dense
-  layers, oneDNN products on the CPU: openbert.dense) -> ArrayWriter (npz, float32), i.e. what
+  layers, oneDNN products on the CPU: openbert.model.dense) -> ArrayWriter (npz, float32), i.e. what
   the command does after loading the model;
 - HF: BertTokenizerFast + BertModel in input order with per-batch padding (``padding=True``), real
   token rows gathered and written with np.savez.
@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from openbert.config import BertConfig
-from openbert.features import ArrayWriter, convert_examples, extract, parse_line
-from openbert.modeling import BertModel
-from openbert.tokenization import FullTokenizer
+from openbert.model.bert import BertModel
+from openbert.tasks.features.extract import convert_examples, extract, parse_line
+from openbert.tasks.features.writers import ArrayWriter
+from openbert.tokenization.wordpiece import FullTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("OPENBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -21,7 +21,7 @@ import time
 import torch
 
 from openbert.config import BertConfig
-from openbert.modeling import BertModel
+from openbert.model.bert import BertModel
 
 SHAPES = {
     "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,

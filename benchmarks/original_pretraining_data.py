@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from openbert.data.tfrecord import TFRecordWriter, encode_example
+from openbert.io.tfrecord import TFRecordWriter, encode_example
 
 
 def original_instances(files, tokenizer, cfg):

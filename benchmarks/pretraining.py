@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from openbert.data import pretraining as P
-from openbert.tokenization import FullTokenizer
+from openbert.tasks.pretraining import data as P
+from openbert.tokenization.wordpiece import FullTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_pretraining_data import original_instances, write_tfrecord  # noqa: E402
@@ -88,7 +88,7 @@ def bench_train(args):
     from transformers import BertForPreTraining as HFBertForPreTraining
 
     from openbert.config import BertConfig
-    from openbert.modeling import BertForPreTraining
+    from openbert.model.bert import BertForPreTraining
 
     torch.manual_seed(0)
     cfg = dict(vocab_size=30522, hidden_size=args.hidden, num_hidden_layers=args.layers,

@@ -3,7 +3,7 @@
 The peer re-tokenizes every context word of every question with FullTokenizer, as run_squad.py's
 convert_examples_to_features does; openbert tokenizes each paragraph once and memoises words. Both
 produce the same features (checked). Data: a SQuAD-format file built from all of CoNLL-2003 train
-(openbert.data.squad_synth), Google's uncased vocab. Repetitions are interleaved; ratios printed.
+(openbert.tasks.squad.synth), Google's uncased vocab. Repetitions are interleaved; ratios printed.
 
     python benchmarks/squad_features.py [--reps 3]
 """
@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from openbert.data import squad, squad_synth
-from openbert.tokenization import FullTokenizer
+from openbert.tasks.squad import data as squad
+from openbert.tasks.squad import synth as squad_synth
+from openbert.tokenization.wordpiece import FullTokenizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from openbert.tokenization import FullTokenizer
-from openbert.tokenization_fast import tables
+from openbert.tokenization.fast import tables
+from openbert.tokenization.wordpiece import FullTokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

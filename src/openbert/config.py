@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from .errors import OpenBertError
-from .fileio import atomic_write_text as _atomic_write_text
+from .io.fileio import atomic_write_text as _atomic_write_text
 
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 # HF activation name -> (hidden_act, gelu_form)

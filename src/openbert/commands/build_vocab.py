@@ -12,8 +12,8 @@ import argparse
 import itertools
 import logging
 
-from .. import vocab_builder
-from ..fileio import expand_input_files
+from ..io.fileio import expand_input_files
+from ..tokenization import vocab as vocab_builder
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)

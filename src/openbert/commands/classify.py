@@ -14,12 +14,12 @@ import argparse
 import logging
 import os
 
-from .. import classifier
-from ..data.classification import (PROCESSORS, canonical_task_name, convert_examples_to_features,
-                                   get_processor)
 from ..errors import OpenBertError
-from ..finetuning import num_train_steps, resolve_model_source
-from ..training import TrainingArguments, is_main_process
+from ..tasks.classification import pipeline as classifier
+from ..tasks.classification.data import (PROCESSORS, canonical_task_name,
+                                         convert_examples_to_features, get_processor)
+from ..tasks.common import num_train_steps, resolve_model_source
+from ..training.trainer import TrainingArguments, is_main_process
 from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,10 @@ import os
 
 import torch
 
-from .. import checkpoints
+from ..checkpoints import pretrained as checkpoints
+from ..checkpoints.names import tf_name
 from ..errors import OpenBertError
+from ..model.bert import BertForPreTraining
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,11 @@ def add_arguments(parser) -> None:
 
 def check_shapes(state: dict[str, torch.Tensor], config, source: str, config_desc: str) -> None:
     """Every encoder / pre-training tensor has the shape ``config`` implies; the encoder is complete."""
-    from ..modeling import BertForPreTraining
-
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in BertForPreTraining(config).state_dict().items()}
     for name, t in state.items():
         if name in expected and tuple(t.shape) != expected[name]:
-            raise OpenBertError(f"shape mismatch for {name} (TF {checkpoints.tf_name(name)[0]}): {source} has "
+            raise OpenBertError(f"shape mismatch for {name} (TF {tf_name(name)[0]}): {source} has "
                                 f"{list(t.shape)}, {config_desc} implies {list(expected[name])}; pass the "
                                 "config that belongs to this checkpoint (--bert_config_file)")
     missing = [k for k in expected if k.startswith(("bert.embeddings.", "bert.encoder.")) and k not in state]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..data.pretraining import PretrainingDataConfig, create_pretraining_data
-from ..tokenization import FullTokenizer
+from ..tasks.pretraining.data import PretrainingDataConfig, create_pretraining_data
+from ..tokenization.wordpiece import FullTokenizer
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)

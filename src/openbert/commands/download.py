@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import assets
+from ..checkpoints import assets
 from ..errors import OpenBertError
 
 

@@ -13,9 +13,11 @@ import time
 import numpy as np
 
 from ..errors import OpenBertError
-from ..features import (OUTPUT_FORMATS, POOLINGS, check_output_path, convert_examples, count_lines,
-                        extract, load_encoder, open_writer, output_format_for, parse_layers, read_examples)
-from ..training import PRECISIONS, resolve_device
+from ..tasks.features.extract import (POOLINGS, convert_examples, count_lines, extract,
+                                      load_encoder, parse_layers, read_examples)
+from ..tasks.features.writers import (OUTPUT_FORMATS, check_output_path, open_writer,
+                                      output_format_for)
+from ..training.trainer import PRECISIONS, resolve_device
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)

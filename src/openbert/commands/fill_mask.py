@@ -11,10 +11,11 @@ import json
 import os
 
 from ..errors import OpenBertError
-from ..features import check_output_path, load_tokenizer
-from ..fill_mask import fill_mask, load_mlm
-from ..fileio import atomic_open
-from ..training import PRECISIONS
+from ..io.fileio import atomic_open
+from ..tasks.features.extract import load_tokenizer
+from ..tasks.features.fill_mask import fill_mask, load_mlm
+from ..tasks.features.writers import check_output_path
+from ..training.trainer import PRECISIONS
 from .flags import add_bool
 
 

@@ -20,14 +20,14 @@ import os
 import numpy as np
 import torch.nn.functional as F
 
-from .. import train_state
-from ..checkpoints import find_vocab, load_config, save_pretrained
+from ..checkpoints.pretrained import find_vocab, load_config, save_pretrained
 from ..config import BertConfig
-from ..data.pretraining import DynamicMasking, MaskingVocab, PretrainingDataset, collate
 from ..errors import OpenBertError
-from ..fileio import atomic_write_text
-from ..modeling import BertForPreTraining
-from ..training import Trainer, TrainingArguments, is_main_process, predict
+from ..io.fileio import atomic_write_text
+from ..model.bert import BertForPreTraining
+from ..tasks.pretraining.data import DynamicMasking, MaskingVocab, PretrainingDataset, collate
+from ..training import state as train_state
+from ..training.trainer import Trainer, TrainingArguments, is_main_process, predict
 from .flags import add_bool, add_training_flags
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _dynamic_masking(args, dataset: PretrainingDataset, vocab_file: str | None,
     meta = dataset.meta
     subword_ids = dataset.subword_ids
     if vocab_file:
-        from ..tokenization import load_vocab
+        from ..tokenization.wordpiece import load_vocab
 
         mv = MaskingVocab(load_vocab(vocab_file), vocab_file)
         ids = (mv.cls_id, mv.sep_id, mv.mask_id)

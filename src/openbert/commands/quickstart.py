@@ -15,12 +15,13 @@ import logging
 import random
 import time
 
-from .. import assets, classifier
-from ..checkpoints import load_config
-from ..data.classification import convert_examples_to_features, get_processor
-from ..finetuning import check_max_seq_length, num_train_steps
-from ..tokenization import FullTokenizer
-from ..training import TrainingArguments, resolve_device
+from ..checkpoints import assets
+from ..checkpoints.pretrained import load_config
+from ..tasks.classification import pipeline as classifier
+from ..tasks.classification.data import convert_examples_to_features, get_processor
+from ..tasks.common import check_max_seq_length, num_train_steps
+from ..tokenization.wordpiece import FullTokenizer
+from ..training.trainer import TrainingArguments, resolve_device
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ import logging
 import os
 import random
 
-from .. import squad_metrics
-from ..checkpoints import save_pretrained
-from ..data import squad as squad_data
+from ..checkpoints.pretrained import save_pretrained
 from ..errors import OpenBertError
-from ..fileio import atomic_write_text
-from ..modeling import BertForQuestionAnswering
-from ..squad_postprocess import RawResult, compute_predictions, write_predictions
-from ..finetuning import build_model, num_train_steps, resolve_model_source
-from ..training import Trainer, TrainingArguments, is_main_process, predict
+from ..io.fileio import atomic_write_text
+from ..model.bert import BertForQuestionAnswering
+from ..tasks.common import build_model, num_train_steps, resolve_model_source
+from ..tasks.squad import data as squad_data
+from ..tasks.squad import metrics as squad_metrics
+from ..tasks.squad.postprocess import RawResult, compute_predictions, write_predictions
+from ..training.trainer import Trainer, TrainingArguments, is_main_process, predict
 from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import squad_metrics
-from ..data.squad import load_squad_json
 from ..errors import OpenBertError
-from ..fileio import atomic_write_text, read_json
+from ..io.fileio import atomic_write_text, read_json
+from ..tasks.squad import metrics as squad_metrics
+from ..tasks.squad.data import load_squad_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

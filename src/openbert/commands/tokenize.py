@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from ..tokenization import FullTokenizer, validate_case_matches_checkpoint
+from ..tokenization.wordpiece import FullTokenizer, validate_case_matches_checkpoint
 from .flags import add_bool
 
 _CHUNK = 1 << 20  # bytes read at most per batch

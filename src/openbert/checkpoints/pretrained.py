@@ -1,0 +1,321 @@
+"""Checkpoints in and out: original TF checkpoints, HF folders (safetensors / pytorch_model.bin), openbert folders.
+
+Tensor names are canonical (see :mod:`openbert.checkpoints.names`). Loading
+(:func:`load_pretrained`) accepts a TF prefix (``.../bert_model.ckpt``), a folder with a TF
+``checkpoint`` file or a Google release folder, a HF folder (``config.json`` + ``model.safetensors``
+or ``pytorch_model.bin``), an openbert folder, or a weights file. Encoder tensors the checkpoint
+lacks are an error; a missing head (or pooler) is initialised fresh and logged by name;
+checkpoint tensors the model does not use are logged by name.
+
+The model classes' ``from_pretrained`` / ``save_pretrained`` are :func:`load_pretrained` and
+:func:`save_pretrained`, installed on :class:`~openbert.model.bert.BertPreTrainedModel` when this
+module is imported (the model package knows no file format).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..config import BertConfig
+from ..errors import OpenBertError
+from ..io.fileio import atomic_path
+from ..model.bert import BertModel, BertPreTrainedModel
+from .names import (ENCODER_PREFIX, IGNORED, TIED_DECODER, canonical_name, canonical_state,
+                    canonical_to_tf, tf_name, tf_to_canonical)
+from .tf_bundle import (TFCheckpointReader, read_checkpoint_state, write_checkpoint_state,
+                        write_tf_checkpoint)
+
+logger = logging.getLogger(__name__)
+
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+TF_PREFIX = "bert_model.ckpt"
+
+
+# ---------------------------------------------------------------------------------------------
+# finding things
+# ---------------------------------------------------------------------------------------------
+def _tf_prefix(path: str) -> str | None:
+    """The TF checkpoint prefix that ``path`` names, or None when it is not a TF checkpoint."""
+    if path.endswith(".index") and os.path.isfile(path):
+        return path[:-len(".index")]
+    m = re.match(r"^(.*)\.data-\d{5}-of-\d{5}$", path)
+    if m and os.path.isfile(path):
+        return m.group(1)
+    if os.path.isfile(path + ".index"):
+        return path
+    if os.path.isdir(path):
+        state = read_checkpoint_state(path)
+        if state is not None:
+            if not os.path.isfile(state + ".index"):
+                raise OpenBertError(f"{os.path.join(path, 'checkpoint')} names {state}, but "
+                                    f"{state}.index does not exist")
+            return state
+        indexes = sorted(Path(path).glob("*.index"))
+        if len(indexes) == 1:
+            return str(indexes[0])[:-len(".index")]
+        if len(indexes) > 1:
+            raise OpenBertError(f"{path} holds several TF checkpoints ({', '.join(p.name for p in indexes)}) "
+                                "and no `checkpoint` file: pass the prefix, e.g. "
+                                f"{os.path.join(path, indexes[-1].name[:-len('.index')])}")
+    return None
+
+
+def _hf_weights(path: str) -> str | None:
+    """The HF weights file that ``path`` is or holds, or None."""
+    if os.path.isfile(path) and path.endswith((".safetensors", ".bin", ".pt", ".safetensors.index.json")):
+        return path
+    if os.path.isdir(path):
+        for name in HF_WEIGHTS:
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+    return None
+
+
+def _folder(path) -> str:
+    """The folder a checkpoint lives in (the folder itself, or the one holding the prefix/file)."""
+    path = os.fspath(path)
+    return path if os.path.isdir(path) else os.path.dirname(path) or "."
+
+
+def find_vocab(path) -> str | None:
+    """``vocab.txt`` in the checkpoint's folder (or beside its prefix), or None when there is none."""
+    p = os.path.join(_folder(path), "vocab.txt")
+    return p if os.path.isfile(p) else None
+
+
+def find_config(path) -> str | None:
+    """The config beside a checkpoint, or None: ``bert_config.json`` is preferred for TF checkpoints,
+    ``config.json`` for HF folders (both name the same model in an openbert folder)."""
+    folder = _folder(path)
+    is_tf = _hf_weights(os.fspath(path)) is None
+    names = ("bert_config.json", "config.json") if is_tf else ("config.json", "bert_config.json")
+    for name in names:
+        p = os.path.join(folder, name)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+def _read_hf_weights(weights: str) -> dict[str, torch.Tensor]:
+    """A HF weights file (safetensors, sharded safetensors index, or torch pickle) -> {name: tensor}."""
+    try:
+        if weights.endswith(".safetensors.index.json"):
+            with open(weights, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+            out = {}
+            for s in shards:
+                out.update(_read_hf_weights(os.path.join(os.path.dirname(weights), s)))
+            return out
+        if weights.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(weights)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise OpenBertError(f"weights file not found: {e.filename or weights}") from None
+    except OpenBertError:
+        raise
+    except Exception as e:  # safetensors / pickle errors have many types
+        raise OpenBertError(f"cannot read weights {weights}: {e.__class__.__name__}: {e}; "
+                            "the file is corrupt or not a model checkpoint") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise OpenBertError(f"{weights} does not hold a state dict of tensors")
+    return state
+
+
+def read_checkpoint(path, include_optimizer: bool = False) -> tuple[dict[str, torch.Tensor], list[str], str]:
+    """Any supported checkpoint -> ({canonical name: tensor}, [names not mapped], the file read).
+
+    TF kernels come back transposed to torch's [out, in]; TF optimizer slots and global_step are
+    skipped unless ``include_optimizer`` (they are then among the unmapped names).
+    """
+    path = os.fspath(path)
+    weights = _hf_weights(path)  # a folder with HF weights is read as such, even beside a TF checkpoint
+    prefix = _tf_prefix(path) if weights is None else None
+    if prefix is not None:
+        reader = TFCheckpointReader(prefix)
+        state, unmapped = tf_to_canonical(reader.read_all(include_optimizer=include_optimizer))
+        return state, unmapped, reader.index_path
+    if weights is None:
+        if not os.path.exists(path):
+            raise OpenBertError(f"checkpoint not found: {path} (pass a TF prefix like "
+                                ".../bert_model.ckpt, or a folder with model.safetensors or a TF checkpoint)")
+        raise OpenBertError(f"{path} is not a checkpoint openbert can read: expected a TF checkpoint "
+                            "(prefix, .index, or a folder with a `checkpoint` file) or a HF/openbert "
+                            "folder with config.json and model.safetensors / pytorch_model.bin")
+    state, unmapped = {}, []
+    for name, t in _read_hf_weights(weights).items():
+        name = canonical_name(name)
+        if IGNORED.search(name):
+            continue
+        if tf_name(name) is None:
+            unmapped.append(name)
+        else:
+            state[name] = t
+    return state, unmapped, weights
+
+
+def load_config(path, config: BertConfig | str | os.PathLike | None = None) -> BertConfig:
+    """``config`` as given (object or file), else the config found beside the checkpoint ``path``."""
+    if isinstance(config, BertConfig):
+        return config
+    if config is not None:
+        return BertConfig.from_json_file(config)
+    found = find_config(path)
+    if found is None:
+        raise OpenBertError(f"no bert_config.json or config.json beside {path}: pass the config "
+                            "(--bert_config_file) or put it in the checkpoint's folder")
+    return BertConfig.from_json_file(found)
+
+
+def _head_kwargs(cls, state: dict, head_kwargs: dict) -> dict:
+    """Infer ``num_labels`` from the checkpoint's classifier when the caller did not give it."""
+    kwargs = dict(head_kwargs)
+    if ("num_labels" in inspect.signature(cls.__init__).parameters and "num_labels" not in kwargs
+            and "classifier.weight" in state):
+        kwargs["num_labels"] = int(state["classifier.weight"].shape[0])
+    return kwargs
+
+
+def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = None, **head_kwargs):
+    """Build ``cls(config, **head_kwargs)`` and fill it from the checkpoint at ``path``.
+
+    ``path``: TF prefix / folder, HF folder, openbert folder or weights file. ``config``: a
+    BertConfig or a config file; by default the one beside the checkpoint. ``num_labels`` is taken
+    from a fine-tuned checkpoint's classifier when not given. Raises OpenBertError on shape
+    mismatch or missing encoder tensors; logs heads that are initialised fresh.
+    """
+    path = os.fspath(path)
+    config_obj = load_config(path, config)
+    config_desc = (os.fspath(config) if isinstance(config, (str, os.PathLike)) else
+                   "the given BertConfig" if config is not None else find_config(path))
+    state, unmapped, source = read_checkpoint(path)
+    with torch.device("meta"):  # no time spent initialising weights the checkpoint replaces
+        model = cls(config_obj, **_head_kwargs(cls, state, head_kwargs))
+    model.to_empty(device="cpu")
+    is_base = isinstance(model, BertModel)
+    own_state = model.state_dict()
+    own = {(ENCODER_PREFIX + k if is_base else k): k for k in own_state}
+
+    to_load, unexpected = {}, list(unmapped)
+    for canon, t in state.items():
+        if canon not in own:
+            unexpected.append(canon)
+            continue
+        target = own_state[own[canon]]
+        if tuple(t.shape) != tuple(target.shape):
+            tf = tf_name(canon)[0]
+            raise OpenBertError(
+                f"shape mismatch for {canon} (TF {tf}): checkpoint {source} has {list(t.shape)}, "
+                f"the model built from {config_desc} expects {list(target.shape)}; use the config "
+                "that belongs to this checkpoint" + (" or the checkpoint's num_labels"
+                                                     if canon.startswith("classifier.") else ""))
+        to_load[own[canon]] = t.to(target.dtype)
+    missing = [c for c, k in own.items() if k not in to_load]
+    encoder_missing = [c for c in missing if c.startswith(("bert.embeddings.", "bert.encoder."))]
+    if encoder_missing:
+        shown = ", ".join(encoder_missing[:5]) + (" ..." if len(encoder_missing) > 5 else "")
+        raise OpenBertError(f"{source} lacks {len(encoder_missing)} encoder tensor(s) the model needs "
+                            f"({shown}); is it a BERT checkpoint matching {config_desc}?")
+    model.load_state_dict(to_load, strict=False)
+    model.init_weights(only={own[c] for c in missing})
+    if missing:
+        logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(missing))
+    if unexpected:
+        logger.info("%s: not used by %s: %s", source, cls.__name__, ", ".join(sorted(unexpected)))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------
+def _hf_architecture(state: dict) -> str:
+    """The HF class that these canonical tensors form."""
+    if "cls.seq_relationship.weight" in state:
+        return "BertForPreTraining"
+    if "cls.predictions.bias" in state:
+        return "BertForMaskedLM"
+    if "qa_outputs.weight" in state:
+        return "BertForQuestionAnswering"
+    if "classifier.weight" in state:
+        return "BertForSequenceClassification"
+    return "BertModel"
+
+
+def _copy_vocab(vocab_file, directory: str) -> None:
+    if vocab_file is None:
+        return
+    vocab_file = os.fspath(vocab_file)
+    if not os.path.isfile(vocab_file):
+        raise OpenBertError(f"vocab file not found: {vocab_file}")
+    target = os.path.join(directory, "vocab.txt")
+    if os.path.abspath(vocab_file) != os.path.abspath(target):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(vocab_file, tmp)
+
+
+def write_hf_folder(state: dict[str, torch.Tensor], config: BertConfig, directory, vocab_file=None,
+                    architecture: str | None = None) -> str:
+    """Write canonical tensors as a HF folder: config.json, bert_config.json, model.safetensors
+    (HF names: no ``bert.`` prefix for a base model; the tied decoder written out for LM heads so
+    that transformers loads it with no missing keys), and vocab.txt when given."""
+    from safetensors.torch import save_file
+
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    architecture = architecture or _hf_architecture(state)
+    if architecture == "BertModel":
+        out = {k[len(ENCODER_PREFIX):] if k.startswith(ENCODER_PREFIX) else k: v for k, v in state.items()}
+    else:
+        out = dict(state)
+        if "cls.predictions.bias" in out:
+            out[TIED_DECODER[0]] = out["bert.embeddings.word_embeddings.weight"]
+            out[TIED_DECODER[1]] = out["cls.predictions.bias"]
+    out = {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
+    num_labels = int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else None
+    with atomic_path(os.path.join(directory, "model.safetensors")) as tmp:
+        save_file(out, tmp, metadata={"format": "pt"})
+    config.to_hf_json_file(os.path.join(directory, "config.json"), architecture, num_labels=num_labels)
+    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    _copy_vocab(vocab_file, directory)
+    return directory
+
+
+def save_pretrained(model, directory, vocab_file=None) -> str:
+    """Write ``model`` as an openbert/HF folder (see :func:`write_hf_folder`); returns the folder."""
+    return write_hf_folder(canonical_state(model), model.config, directory, vocab_file,
+                           architecture=type(model).hf_architecture)
+
+
+def write_tf_folder(state: dict[str, torch.Tensor], config: BertConfig, directory, vocab_file=None,
+                    prefix_name: str = TF_PREFIX) -> str:
+    """Write canonical tensors as a Google-style release folder: bert_config.json, vocab.txt,
+    ``bert_model.ckpt.index`` / ``.data-00000-of-00001`` and the ``checkpoint`` file. Returns the prefix."""
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    prefix = os.path.join(directory, prefix_name)
+    write_tf_checkpoint(prefix, canonical_to_tf(state))
+    write_checkpoint_state(directory, prefix_name)
+    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    _copy_vocab(vocab_file, directory)
+    return prefix
+
+
+def save_tf_checkpoint(model, directory, vocab_file=None) -> str:
+    """Write ``model`` as an original TF checkpoint folder; returns the prefix."""
+    return write_tf_folder(canonical_state(model), model.config, directory, vocab_file)
+
+
+BertPreTrainedModel.install_checkpoint_io(load_pretrained, save_pretrained)

@@ -1,1 +1,0 @@
-"""Task data: reading files into examples, features and collate functions."""

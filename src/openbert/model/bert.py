@@ -1,0 +1,562 @@
+"""The BERT encoder and its heads (SPEC.md section 1), in the style of the original modeling.py.
+
+Parameter names follow the de-facto torch convention (``bert.encoder.layer.N.attention.self.query
+.weight``); :mod:`openbert.checkpoints.names` maps them 1:1 to the original TF names.
+
+Shapes: B = batch, S = sequence length, H = hidden size, N = heads, D = H / N, P = masked positions,
+T = real (non-padding) tokens in the batch.
+
+Padding waste: when a batch has padding, the encoder works on the T real tokens only ("unpadded"):
+every dense layer, LayerNorm and GELU runs on [T, H]; only attention sees the padded [B, N, S, D]
+layout (through ``scaled_dot_product_attention`` with the original -10000 key mask). Outputs at
+padding positions are then zero instead of the original's meaningless values; every real position is
+the same as the padded computation. ``BertModel.unpad = False`` restores the fully padded path.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..config import BertConfig
+from ..errors import OpenBertError
+from .dense import linear
+
+logger = logging.getLogger(__name__)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """The original release's GELU: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))."""
+    return F.gelu(x, approximate="tanh")
+
+
+def gelu_erf(x: torch.Tensor) -> torch.Tensor:
+    """The exact GELU, x * Phi(x) (what HF configs call "gelu")."""
+    return F.gelu(x)
+
+
+def get_activation(config: BertConfig):
+    if config.hidden_act == "gelu":
+        return gelu_tanh if config.gelu_form == "tanh" else gelu_erf
+    return {"relu": F.relu, "tanh": torch.tanh, "linear": lambda x: x}[config.hidden_act]
+
+
+def truncated_normal_(t: torch.Tensor, std: float) -> torch.Tensor:
+    """Fill ``t`` from N(0, std^2) with values beyond 2 std redrawn (TF's truncated_normal)."""
+    if t.is_meta:
+        return t
+    with torch.no_grad():
+        flat = t.view(-1)
+        flat.normal_(0.0, std)
+        idx = torch.nonzero(flat.abs() > 2 * std).squeeze(1)  # ~4.6% of the values
+        vals = flat[idx]
+        while True:
+            bad = vals.abs() > 2 * std
+            if not bool(bad.any()):
+                break
+            vals[bad] = torch.empty(int(bad.sum()), dtype=t.dtype, device=t.device).normal_(0.0, std)
+        flat[idx] = vals
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Unpadding:
+    """Where the T real tokens of a [B, S] batch live: ``indices`` into the flattened B*S rows."""
+
+    indices: torch.Tensor  # [T] long
+    batch: int
+    seq_len: int
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """[T, ...] -> [B, S, ...] with zeros at padding."""
+        out = x.new_zeros((self.batch * self.seq_len,) + tuple(x.shape[1:]))
+        out.index_copy_(0, self.indices, x)  # in place: no second [B*S, ...] buffer
+        return out.view((self.batch, self.seq_len) + tuple(x.shape[1:]))
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, S, ...] -> [T, ...]."""
+        return x.reshape((self.batch * self.seq_len,) + tuple(x.shape[2:])).index_select(0, self.indices)
+
+
+@dataclass
+class BertOutput:
+    """What every model returns. Fields a model does not compute are None.
+
+    ``all_encoder_layers`` ([B, S, H] per layer, last = ``sequence_output``) is computed on first
+    access, so heads that do not read it pay nothing for it.
+    """
+
+    embedding_output: torch.Tensor | None = None  # [B, S, H]
+    sequence_output: torch.Tensor | None = None  # [B, S, H]
+    pooled_output: torch.Tensor | None = None  # [B, H]
+    masked_lm_logits: torch.Tensor | None = None  # [B, P, V]
+    next_sentence_logits: torch.Tensor | None = None  # [B, 2]
+    logits: torch.Tensor | None = None  # task head: [B, C], [B, S, C], [B, S, 2] (QA) or [B, choices]
+    start_logits: torch.Tensor | None = None  # [B, S] (QA)
+    end_logits: torch.Tensor | None = None  # [B, S] (QA)
+    loss: torch.Tensor | None = None  # scalar, when labels were given
+    masked_lm_loss: torch.Tensor | None = None
+    next_sentence_loss: torch.Tensor | None = None
+    _layers: list = field(default_factory=list, repr=False)
+    _unpadding: _Unpadding | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def all_encoder_layers(self) -> list[torch.Tensor]:
+        if self._unpadding is None:
+            return list(self._layers)
+        return [self._unpadding.pad(h) for h in self._layers]
+
+
+# ---------------------------------------------------------------------------------------------
+# the encoder
+# ---------------------------------------------------------------------------------------------
+class BertEmbeddings(nn.Module):
+    """word + token type + position (first S rows) -> LayerNorm -> dropout."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        seq_len = input_ids.shape[1]
+        x = (self.word_embeddings(input_ids) + self.token_type_embeddings(segment_ids)
+             + self.position_embeddings.weight[:seq_len].unsqueeze(0))
+        return self.dropout(self.LayerNorm(x))  # [B, S, H]
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        h = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(h, h)
+        self.key = nn.Linear(h, h)
+        self.value = nn.Linear(h, h)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+
+class BertOutputLayer(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+
+class BertLayer(nn.Module):
+    """One post-LN Transformer layer.
+
+    a = LN(x + drop(dense(attn(x)))); h = LN(a + drop(dense(act(dense(a))))).
+
+    ``x`` is [B, S, H] (padded) or [T, H] (unpadded, with ``unpadding`` telling where the rows go).
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutputLayer(config)
+        self.act = get_activation(config)
+        self.gelu = config.gelu_form if config.hidden_act == "gelu" else None
+
+    def _qkv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """query/key/value stacked: weight [3H, H], bias [3H] (one matmul instead of three).
+
+        Without autograd (inference) the stacked copy is kept and reused until a weight changes
+        (checked by storage and in-place version counter), so inference does not re-concatenate.
+        """
+        s = self.attention.self
+        params = (s.query.weight, s.key.weight, s.value.weight, s.query.bias, s.key.bias, s.value.bias)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return torch.cat(params[:3], 0), torch.cat(params[3:], 0)
+        key = tuple((p.data_ptr(), p.dtype, p._version) for p in params)
+        cached = self.__dict__.get("_qkv_cache")
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable later
+                cached = (key, torch.cat(params[:3], 0), torch.cat(params[3:], 0))
+            self.__dict__["_qkv_cache"] = cached
+        return cached[1], cached[2]
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
+                unpadding: _Unpadding | None = None) -> torch.Tensor:
+        s = self.attention.self
+        w, b = self._qkv_weight()
+        qkv = linear(x, w, b)  # [B, S, 3H] or [T, 3H]
+        if unpadding is not None:
+            qkv = unpadding.pad(qkv)  # [B, S, 3H]
+        bsz, seq_len, _ = qkv.shape
+        # [B, S, 3, N, D] -> 3 x [B, N, S, D]
+        q, k, v = qkv.view(bsz, seq_len, 3, s.num_heads, s.head_size).permute(2, 0, 3, 1, 4).unbind(0)
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if attn_bias is None else attn_bias.to(q.dtype),
+            dropout_p=s.dropout_p if self.training else 0.0)  # [B, N, S, D]
+        ctx = ctx.transpose(1, 2).reshape(bsz, seq_len, s.num_heads * s.head_size)  # [B, S, H]
+        if unpadding is not None:
+            ctx = unpadding.unpad(ctx)  # [T, H]
+        o = self.attention.output
+        a = o.LayerNorm(x + o.dropout(linear(ctx, o.dense.weight, o.dense.bias)))
+        i = self.intermediate.dense
+        if self.gelu is not None:
+            inter = linear(a, i.weight, i.bias, gelu=self.gelu)
+        else:
+            inter = self.act(linear(a, i.weight, i.bias))
+        out = self.output
+        return out.LayerNorm(a + out.dropout(linear(inter, out.dense.weight, out.dense.bias)))
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(self, x, attn_bias, unpadding=None) -> list[torch.Tensor]:
+        layers = []
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(layer, x, attn_bias, unpadding, use_reentrant=False)
+            else:
+                x = layer(x, attn_bias, unpadding)
+            layers.append(x)
+        return layers
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(h[:, 0]))."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, first_token: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(first_token))
+
+
+class BertPreTrainedModel(nn.Module):
+    """Common base: initialisation (SPEC.md), ``from_pretrained`` / ``save_pretrained``.
+
+    Subclasses name the TF/HF head tensors they own in ``head_prefixes`` so that a checkpoint
+    without them (fine-tuning from pre-training) gets a fresh, logged head.
+    """
+
+    head_prefixes: tuple[str, ...] = ()
+    hf_architecture: str = "BertModel"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+
+    def init_weights(self, only: set[str] | None = None) -> None:
+        """Truncated normal (2 std, stddev initializer_range); biases 0; LayerNorm 1/0.
+
+        ``only``: parameter names (as in ``named_parameters``) to initialise; default all.
+        """
+        std = self.config.initializer_range
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if only is not None and name not in only:
+                    continue
+                module = self.get_submodule(name.rpartition(".")[0]) if "." in name else self
+                leaf = name.rpartition(".")[2]
+                if isinstance(module, nn.LayerNorm):
+                    p.fill_(1.0 if leaf == "weight" else 0.0)
+                elif leaf == "weight" and isinstance(module, (nn.Linear, nn.Embedding)):
+                    truncated_normal_(p, std)
+                else:  # Linear biases, the LM output bias
+                    p.zero_()
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        for m in self.modules():
+            if isinstance(m, BertEncoder):
+                m.gradient_checkpointing = enabled
+
+    # Checkpoint files are read and written by openbert.checkpoints, which sits above the model
+    # and installs its two functions here when imported (``import openbert`` imports it).
+    _load_pretrained = None
+    _save_pretrained = None
+
+    @staticmethod
+    def install_checkpoint_io(load, save) -> None:
+        """Set what ``from_pretrained`` / ``save_pretrained`` call (done by openbert.checkpoints)."""
+        BertPreTrainedModel._load_pretrained = staticmethod(load)
+        BertPreTrainedModel._save_pretrained = staticmethod(save)
+
+    @classmethod
+    def from_pretrained(cls, path, config: BertConfig | None = None, **kwargs):
+        """Load from a TF checkpoint, a HF folder or an openbert folder
+        (:func:`openbert.checkpoints.pretrained.load_pretrained`)."""
+        return cls._load_pretrained(cls, path, config=config, **kwargs)
+
+    def save_pretrained(self, directory, vocab_file=None) -> None:
+        """Write ``config.json`` + ``bert_config.json`` + ``model.safetensors`` (HF-loadable), and
+        ``vocab.txt`` copied from ``vocab_file`` when given."""
+        self._save_pretrained(self, directory, vocab_file=vocab_file)
+
+
+def _attention_bias(input_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, S] 1/0 mask -> [B, 1, 1, S] additive bias, (1 - mask) * -10000 on keys only."""
+    return ((1.0 - input_mask[:, None, None, :].to(torch.float32)) * -10000.0).to(dtype)
+
+
+class BertModel(BertPreTrainedModel):
+    """The encoder: embeddings, ``num_hidden_layers`` layers, pooler.
+
+    forward(input_ids [B, S], input_mask [B, S] (1 = real, default all 1), segment_ids [B, S]
+    (default 0)) -> BertOutput with embedding_output, all_encoder_layers, sequence_output,
+    pooled_output.
+    """
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.unpad = True
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None) -> BertOutput:
+        if input_mask is None:
+            input_mask = torch.ones_like(input_ids)
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(input_ids)
+        bsz, seq_len = input_ids.shape
+        if seq_len > self.config.max_position_embeddings:
+            raise OpenBertError(f"sequence length {seq_len} > max_position_embeddings "
+                                f"{self.config.max_position_embeddings} of this model; use a "
+                                f"--max_seq_length of at most {self.config.max_position_embeddings}")
+        emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
+        full = bool(input_mask.all())
+        # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
+        attn_bias = None if full else _attention_bias(input_mask, emb.dtype)
+        unpadding = None
+        x = emb
+        if self.unpad and not full:
+            flat = input_mask.reshape(-1)
+            unpadding = _Unpadding(torch.nonzero(flat, as_tuple=False).squeeze(1), bsz, seq_len)
+            x = unpadding.unpad(emb)  # [T, H]
+        layers = self.encoder(x, attn_bias, unpadding)
+        sequence_output = unpadding.pad(layers[-1]) if unpadding is not None else layers[-1]
+        pooled = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
+        return BertOutput(embedding_output=emb, sequence_output=sequence_output, pooled_output=pooled,
+                          _layers=layers, _unpadding=unpadding)
+
+
+# ---------------------------------------------------------------------------------------------
+# heads
+# ---------------------------------------------------------------------------------------------
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.act = get_activation(config)
+
+    def forward(self, x):
+        return self.LayerNorm(self.act(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """dense(H, act) -> LayerNorm -> x @ word_embeddings^T + bias (decoder tied to the input)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x, word_embeddings: torch.Tensor):
+        return linear(self.transform(x), word_embeddings, self.bias)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+def gather_positions(sequence: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """sequence [B, S, H], positions [B, P] -> [B, P, H] (the original gather_indexes)."""
+    idx = positions.long().unsqueeze(-1).expand(-1, -1, sequence.shape[-1])
+    return sequence.gather(1, idx)
+
+
+def masked_lm_loss(logits, masked_lm_ids, masked_lm_weights) -> torch.Tensor:
+    """sum(w * nll) / (sum(w) + 1e-5) over the P gathered positions (logits [B, P, V])."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    nll = -logp.gather(-1, masked_lm_ids.long().unsqueeze(-1)).squeeze(-1)  # [B, P]
+    w = masked_lm_weights.float()
+    return (w * nll).sum() / (w.sum() + 1e-5)
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """Masked LM (on gathered positions only) + next sentence.
+
+    forward(input_ids, input_mask, segment_ids, masked_lm_positions [B, P],
+    masked_lm_ids [B, P], masked_lm_weights [B, P], next_sentence_labels [B]); the labels are
+    optional and give ``loss`` = masked LM loss + next sentence loss. Without
+    ``masked_lm_positions`` the LM head runs on every position.
+    """
+
+    head_prefixes = ("cls.",)
+    hf_architecture = "BertForPreTraining"
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_positions=None,
+                masked_lm_ids=None, masked_lm_weights=None, next_sentence_labels=None) -> BertOutput:
+        out = self.bert(input_ids, input_mask, segment_ids)
+        seq = out.sequence_output
+        if masked_lm_positions is not None:
+            seq = gather_positions(seq, masked_lm_positions)  # [B, P, H]
+        out.masked_lm_logits = self.cls.predictions(seq, self.bert.embeddings.word_embeddings.weight)
+        out.next_sentence_logits = self.cls.seq_relationship(out.pooled_output)
+        losses = []
+        if masked_lm_ids is not None:
+            if masked_lm_weights is None:
+                masked_lm_weights = torch.ones_like(masked_lm_ids, dtype=torch.float32)
+            out.masked_lm_loss = masked_lm_loss(out.masked_lm_logits, masked_lm_ids, masked_lm_weights)
+            losses.append(out.masked_lm_loss)
+        if next_sentence_labels is not None:
+            out.next_sentence_loss = F.cross_entropy(out.next_sentence_logits.float(),
+                                                     next_sentence_labels.long().view(-1))
+            losses.append(out.next_sentence_loss)
+        if losses:
+            out.loss = sum(losses)
+        return out
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """dropout(pooled) -> Linear(H, num_labels). num_labels == 1 is regression (MSE loss)."""
+
+    head_prefixes = ("classifier.",)
+    hf_architecture = "BertForSequenceClassification"
+
+    def __init__(self, config: BertConfig, num_labels: int = 2):
+        super().__init__(config)
+        self.num_labels = num_labels
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
+        out = self.bert(input_ids, input_mask, segment_ids)
+        out.logits = self.classifier(self.dropout(out.pooled_output))  # [B, num_labels]
+        if labels is not None:
+            if self.num_labels == 1:
+                out.loss = F.mse_loss(out.logits.float().squeeze(-1), labels.float().view(-1))
+            else:
+                out.loss = F.cross_entropy(out.logits.float(), labels.long().view(-1))
+        return out
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Span head on every token: Linear(H, 2) -> start/end logits; loss (CE(start) + CE(end)) / 2."""
+
+    head_prefixes = ("qa_outputs.",)
+    hf_architecture = "BertForQuestionAnswering"
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, start_positions=None,
+                end_positions=None) -> BertOutput:
+        out = self.bert(input_ids, input_mask, segment_ids)
+        out.logits = self.qa_outputs(out.sequence_output)  # [B, S, 2]
+        out.start_logits, out.end_logits = out.logits.float().unbind(-1)
+        if start_positions is not None and end_positions is not None:
+            out.loss = (F.cross_entropy(out.start_logits, start_positions.long().view(-1))
+                        + F.cross_entropy(out.end_logits, end_positions.long().view(-1))) / 2
+        return out
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """dropout(sequence) -> Linear(H, num_labels) per token; labels -100 are ignored."""
+
+    head_prefixes = ("classifier.",)
+    hf_architecture = "BertForTokenClassification"
+
+    def __init__(self, config: BertConfig, num_labels: int = 2):
+        super().__init__(config)
+        self.num_labels = num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
+        out = self.bert(input_ids, input_mask, segment_ids)
+        out.logits = self.classifier(self.dropout(out.sequence_output))  # [B, S, C]
+        if labels is not None:
+            out.loss = F.cross_entropy(out.logits.float().reshape(-1, self.num_labels),
+                                       labels.long().reshape(-1), ignore_index=-100)
+        return out
+
+
+class BertForMultipleChoice(BertPreTrainedModel):
+    """Inputs [B, C, S]; each choice scored by Linear(H, 1) on its pooled output -> logits [B, C]."""
+
+    head_prefixes = ("classifier.",)
+    hf_architecture = "BertForMultipleChoice"
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
+        bsz, choices, seq_len = input_ids.shape
+        flat = lambda t: None if t is None else t.reshape(bsz * choices, seq_len)  # noqa: E731
+        out = self.bert(flat(input_ids), flat(input_mask), flat(segment_ids))
+        out.logits = self.classifier(self.dropout(out.pooled_output)).view(bsz, choices)
+        if labels is not None:
+            out.loss = F.cross_entropy(out.logits.float(), labels.long().view(-1))
+        return out
+
+
+MODEL_CLASSES = {c.__name__: c for c in (BertModel, BertForPreTraining, BertForSequenceClassification,
+                                         BertForQuestionAnswering, BertForTokenClassification,
+                                         BertForMultipleChoice)}

@@ -1,0 +1,1 @@
+"""One folder per task (data + pipeline (+ metrics)); ``common`` holds what every task shares."""

@@ -1,0 +1,1 @@
+"""Sentence and sentence-pair classification (run_classifier.py): processors, pipeline, metrics."""

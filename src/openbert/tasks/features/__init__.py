@@ -1,0 +1,1 @@
+"""Contextual embeddings (extract_features.py), openbert.encode and fill-mask."""

@@ -1,0 +1,1 @@
+"""Pre-training: masked-LM / next-sentence instances (create_pretraining_data.py) and their datasets."""

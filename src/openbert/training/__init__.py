@@ -1,0 +1,9 @@
+"""The one training loop and what it needs: ``trainer`` (TrainingArguments, Trainer, predict),
+``batching`` (which examples form each batch), ``state`` (resumable training checkpoints),
+``distributed``, ``optimization`` and ``plotting``."""
+from .distributed import is_main_process
+from .trainer import (DEVICES, PRECISIONS, Trainer, TrainingArguments, TrainResult, autocast,
+                      predict, resolve_device, set_seed)
+
+__all__ = ["DEVICES", "PRECISIONS", "Trainer", "TrainingArguments", "TrainResult", "autocast",
+           "is_main_process", "predict", "resolve_device", "set_seed"]

@@ -1,0 +1,246 @@
+"""modeling: shapes after the original modeling_test, numerics of SPEC.md section 1, the unpadded
+path, every head's outputs and losses, parity with HF transformers on the same weights."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from openbert.config import BertConfig
+from openbert.model.bert import (BertForMultipleChoice, BertForPreTraining,
+                                 BertForQuestionAnswering, BertForSequenceClassification,
+                                 BertForTokenClassification, BertModel, gelu_erf, gelu_tanh,
+                                 truncated_normal_)
+
+
+def _inputs(batch=13, seq=7, vocab=99, seed=0, pad=True):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (batch, seq), generator=g)
+    mask = torch.randint(0, 2, (batch, seq), generator=g) if pad else torch.ones(batch, seq, dtype=torch.long)
+    mask[:, 0] = 1
+    segs = torch.randint(0, 2, (batch, seq), generator=g)
+    return ids, mask, segs
+
+
+def test_gelu_forms_match_spec():
+    assert gelu_tanh(torch.tensor(1.0)).item() == pytest.approx(0.841192, abs=1e-6)
+    assert gelu_erf(torch.tensor(1.0)).item() == pytest.approx(0.841345, abs=1e-6)
+
+
+def test_output_shapes_of_the_original_modeling_test(tiny_config):
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    out = model(ids, mask, segs)
+    assert out.embedding_output.shape == (13, 7, 32)
+    assert out.sequence_output.shape == (13, 7, 32)
+    assert out.pooled_output.shape == (13, 32)
+    assert len(out.all_encoder_layers) == 5 and all(h.shape == (13, 7, 32) for h in out.all_encoder_layers)
+    assert torch.equal(out.all_encoder_layers[-1], out.sequence_output)
+
+
+def _reference_forward(model: BertModel, ids, mask, segs):
+    """SPEC.md section 1 written out with plain ops and the fully padded layout."""
+    c = model.config
+    e = model.embeddings
+    x = e.word_embeddings.weight[ids] + e.token_type_embeddings.weight[segs] + \
+        e.position_embeddings.weight[:ids.shape[1]][None]
+    ln = lambda t, m: F.layer_norm(t, (c.hidden_size,), m.weight, m.bias, 1e-12)  # noqa: E731
+    x = ln(x, e.LayerNorm)
+    bias = (1.0 - mask[:, None, None, :].float()) * -10000.0
+    bsz, seq = ids.shape
+    heads = lambda t: t.view(bsz, seq, c.num_attention_heads, -1).transpose(1, 2)  # noqa: E731
+    for layer in model.encoder.layer:
+        s = layer.attention.self
+        q, k, v = heads(s.query(x)), heads(s.key(x)), heads(s.value(x))
+        probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c.head_size) + bias, dim=-1)
+        ctx = (probs @ v).transpose(1, 2).reshape(bsz, seq, c.hidden_size)
+        a = ln(x + layer.attention.output.dense(ctx), layer.attention.output.LayerNorm)
+        inter = layer.intermediate.dense(a)
+        inter = 0.5 * inter * (1 + torch.tanh(math.sqrt(2 / math.pi) * (inter + 0.044715 * inter ** 3)))
+        x = ln(a + layer.output.dense(inter), layer.output.LayerNorm)
+    return x, torch.tanh(model.pooler.dense(x[:, 0]))
+
+
+@pytest.mark.parametrize("pad", [True, False])  # without padding the encoder runs unmasked
+def test_numerics_match_a_plain_reference(tiny_config, pad):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs(pad=pad)
+    with torch.no_grad():
+        out = model(ids, mask, segs)
+        seq, pooled = _reference_forward(model, ids, mask, segs)
+    real = mask.bool()
+    torch.testing.assert_close(out.sequence_output[real], seq[real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.pooled_output, pooled, atol=1e-5, rtol=0)
+
+
+def test_unpadded_path_equals_padded_path_on_real_tokens(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    with torch.no_grad():
+        unpadded = model(ids, mask, segs)
+        model.unpad = False
+        padded = model(ids, mask, segs)
+    real = mask.bool()
+    for a, b in zip(unpadded.all_encoder_layers, padded.all_encoder_layers):
+        torch.testing.assert_close(a[real], b[real], atol=1e-6, rtol=0)
+    assert torch.all(unpadded.sequence_output[~real] == 0)
+    torch.testing.assert_close(unpadded.pooled_output, padded.pooled_output, atol=1e-6, rtol=0)
+
+
+def test_sequence_longer_than_the_position_table_is_a_clear_error(tiny_config):
+    from openbert.errors import OpenBertError
+
+    with pytest.raises(OpenBertError, match="max_position_embeddings 64"):
+        BertModel(tiny_config)(torch.zeros(1, 65, dtype=torch.long))
+
+
+def test_dropout_follows_train_and_eval(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config)
+    ids, mask, segs = _inputs(pad=False)
+    model.train()
+    a, b = model(ids, mask, segs).sequence_output, model(ids, mask, segs).sequence_output
+    assert not torch.equal(a, b)
+    model.eval()
+    assert torch.equal(model(ids, mask, segs).sequence_output, model(ids, mask, segs).sequence_output)
+
+
+def test_inference_qkv_cache_follows_weight_updates(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    with torch.no_grad():
+        first = model(ids, mask, segs).sequence_output
+        model.encoder.layer[2].attention.self.key.weight.mul_(1.5)  # an in-place update
+        second = model(ids, mask, segs).sequence_output
+        model.unpad = False
+        reference = model(ids, mask, segs).sequence_output
+    assert not torch.allclose(first, second)
+    real = mask.bool()
+    torch.testing.assert_close(second[real], reference[real], atol=1e-6, rtol=0)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
+    ids, mask, segs = _inputs()
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        model = BertModel(tiny_config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+        model.set_gradient_checkpointing(enabled)
+        model(ids, mask, segs).sequence_output.pow(2).sum().backward()
+        grads.append(model.encoder.layer[0].attention.self.query.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+
+def test_truncated_normal_init():
+    t = truncated_normal_(torch.empty(200_000), 0.02)
+    assert t.abs().max() <= 0.04
+    assert t.std().item() == pytest.approx(0.02 * 0.8796, rel=0.02)  # std of N(0,1) cut at +-2
+
+
+# ---- heads ------------------------------------------------------------------------------------
+def test_pretraining_head_gathers_positions_and_weights_its_loss(tiny_config):
+    torch.manual_seed(0)
+    model = BertForPreTraining(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    positions = torch.tensor([[1, 2, 0]] * 13)
+    lm_ids = torch.randint(0, 99, (13, 3))
+    weights = torch.tensor([[1.0, 1.0, 0.0]] * 13)
+    nsp = torch.randint(0, 2, (13,))
+    out = model(ids, mask, segs, masked_lm_positions=positions, masked_lm_ids=lm_ids,
+                masked_lm_weights=weights, next_sentence_labels=nsp)
+    assert out.masked_lm_logits.shape == (13, 3, 99) and out.next_sentence_logits.shape == (13, 2)
+    full = model(ids, mask, segs).masked_lm_logits  # [B, S, V] on every position
+    torch.testing.assert_close(out.masked_lm_logits[:, 1], full[:, 2], atol=1e-5, rtol=0)
+    nll = -torch.log_softmax(out.masked_lm_logits, -1).gather(-1, lm_ids[..., None])[..., 0]
+    expected_lm = (nll * weights).sum() / (weights.sum() + 1e-5)
+    torch.testing.assert_close(out.masked_lm_loss, expected_lm)
+    torch.testing.assert_close(out.loss, expected_lm + F.cross_entropy(out.next_sentence_logits, nsp))
+    # the decoder is tied to the input embeddings
+    emb = model.bert.embeddings.word_embeddings.weight
+    h = model.cls.predictions.transform(out.sequence_output[:, 1])
+    torch.testing.assert_close(full[:, 1], h @ emb.t() + model.cls.predictions.bias, atol=1e-5, rtol=0)
+
+
+def test_task_heads_shapes_and_losses(tiny_config):
+    torch.manual_seed(0)
+    ids, mask, segs = _inputs()
+    clf = BertForSequenceClassification(tiny_config, num_labels=3).eval()
+    out = clf(ids, mask, segs, labels=torch.arange(13) % 3)
+    assert out.logits.shape == (13, 3)
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, torch.arange(13) % 3))
+    reg = BertForSequenceClassification(tiny_config, num_labels=1).eval()
+    target = torch.linspace(0, 5, 13)
+    out = reg(ids, mask, segs, labels=target)
+    torch.testing.assert_close(out.loss, F.mse_loss(out.logits[:, 0], target))
+    qa = BertForQuestionAnswering(tiny_config).eval()
+    start, end = torch.zeros(13, dtype=torch.long), torch.full((13,), 3)
+    out = qa(ids, mask, segs, start_positions=start, end_positions=end)
+    assert out.start_logits.shape == (13, 7) and out.end_logits.shape == (13, 7)
+    torch.testing.assert_close(out.loss, (F.cross_entropy(out.start_logits, start)
+                                          + F.cross_entropy(out.end_logits, end)) / 2)
+    tok = BertForTokenClassification(tiny_config, num_labels=5).eval()
+    labels = torch.randint(0, 5, (13, 7))
+    labels[~mask.bool()] = -100
+    out = tok(ids, mask, segs, labels=labels)
+    assert out.logits.shape == (13, 7, 5)
+    keep = labels != -100
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits[keep], labels[keep]))
+    mc = BertForMultipleChoice(tiny_config).eval()
+    out = mc(ids.view(13, 1, 7).expand(13, 4, 7), mask.view(13, 1, 7).expand(13, 4, 7),
+             segs.view(13, 1, 7).expand(13, 4, 7), labels=torch.zeros(13, dtype=torch.long))
+    assert out.logits.shape == (13, 4)
+
+
+@pytest.mark.parametrize("ours_cls,hf_name,kwargs", [
+    (BertForSequenceClassification, "BertForSequenceClassification", {"num_labels": 3}),
+    (BertForQuestionAnswering, "BertForQuestionAnswering", {}),
+    (BertForTokenClassification, "BertForTokenClassification", {"num_labels": 4}),
+])
+def test_heads_match_transformers_on_the_same_weights(tiny_config, tmp_path, ours_cls, hf_name, kwargs):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    ours = ours_cls(tiny_config.replace(gelu_form="erf"), **kwargs).eval()
+    ours.save_pretrained(tmp_path)
+    hf = getattr(transformers, hf_name).from_pretrained(tmp_path).eval()
+    ids, mask, segs = _inputs()
+    with torch.no_grad():
+        o = ours(ids, mask, segs)
+        h = hf(input_ids=ids, attention_mask=mask, token_type_ids=segs)
+    if o.logits.dim() == 3 and ours_cls is BertForTokenClassification:
+        real = mask.bool()
+        torch.testing.assert_close(o.logits[real], h.logits[real], atol=1e-5, rtol=0)
+    elif ours_cls is BertForQuestionAnswering:
+        real = mask.bool()
+        torch.testing.assert_close(o.start_logits[real], h.start_logits[real], atol=1e-5, rtol=0)
+        torch.testing.assert_close(o.end_logits[real], h.end_logits[real], atol=1e-5, rtol=0)
+    else:
+        torch.testing.assert_close(o.logits, h.logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_forward_on_cuda_matches_fp32(dtype):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                        intermediate_size=1536, type_vocab_size=2)
+    torch.manual_seed(0)
+    model = BertModel(config).cuda().eval()
+    ids, mask, segs = (t.cuda() for t in _inputs(batch=16, seq=128, vocab=30522))
+    with torch.no_grad():
+        ref = model(ids, mask, segs)
+        with torch.autocast("cuda", dtype=dtype):
+            half = model(ids, mask, segs)
+        model_half = BertModel(config).cuda().to(dtype).eval()
+        model_half.load_state_dict(model.state_dict())
+        cast = model_half(ids, mask, segs)
+    real = mask.bool()
+    for out in (half, cast):
+        diff = (out.sequence_output.float() - ref.sequence_output)[real]
+        assert diff.abs().mean() < 0.03 and diff.abs().max() < 0.5
+        assert (out.pooled_output.float() - ref.pooled_output).abs().max() < 0.1

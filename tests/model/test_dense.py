@@ -1,0 +1,64 @@
+"""openbert.model.dense.linear: oneDNN on the CPU at inference equals F.linear (GELU fused), and
+F.linear (with its gradients) wherever oneDNN does not apply."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from openbert.model import dense
+
+needs_onednn = pytest.mark.skipif(not dense.onednn_enabled(), reason="no oneDNN linear in this build")
+
+
+@pytest.fixture
+def tensors():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 17, 64, generator=g)  # [B, S, in]
+    w = torch.randn(96, 64, generator=g) / 8  # [out, in]
+    b = torch.randn(96, generator=g)
+    return x, w, b
+
+
+@needs_onednn
+@pytest.mark.parametrize("gelu", [None, "tanh", "erf"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_forward_equals_f_linear(tensors, gelu, with_bias):
+    x, w, b = tensors
+    b = b if with_bias else None
+    want = F.linear(x, w, b)
+    if gelu is not None:
+        want = F.gelu(want, approximate="tanh" if gelu == "tanh" else "none")
+    with torch.no_grad():  # the fused oneDNN path
+        got = dense.linear(x, w, b, gelu=gelu)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    got_2d = dense.linear(x.reshape(-1, 64), w, b, gelu=gelu)  # the autograd-free path, 2-D
+    torch.testing.assert_close(got_2d, want.reshape(-1, 96), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gelu", [None, "erf"])
+def test_training_takes_f_linear_with_its_gradients(tensors, gelu):
+    x, w, b = tensors
+    xi, wi, bi = (t.clone().requires_grad_() for t in (x, w, b))
+    y = dense.linear(xi, wi, bi, gelu=gelu)
+    want = F.linear(x, w, b)
+    want = want if gelu is None else F.gelu(want)
+    assert torch.equal(y, want) and y.grad_fn is not None
+    y.sum().backward()
+    wr = w.clone().requires_grad_()
+    F.linear(x, wr, b).sum().backward() if gelu is None else F.gelu(F.linear(x, wr, b)).sum().backward()
+    assert torch.equal(wi.grad, wr.grad)
+
+
+def test_falls_back_to_f_linear(tensors, monkeypatch):
+    x, w, b = tensors
+    # other dtypes go to F.linear unchanged
+    assert torch.equal(dense.linear(x.double(), w.double(), b.double()), F.linear(x.double(), w.double(), b.double()))
+    # CPU autocast keeps its bf16 products
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dense.linear(x, w, b).dtype == torch.bfloat16
+    # switched off: exactly F.linear
+    monkeypatch.setitem(dense._state, "enabled", False)
+    assert not dense.onednn_enabled()
+    assert torch.equal(dense.linear(x, w, b), F.linear(x, w, b))
+    assert torch.equal(dense.linear(x, w, b, gelu="tanh"), F.gelu(F.linear(x, w, b), approximate="tanh"))

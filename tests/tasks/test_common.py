@@ -1,0 +1,76 @@
+"""What the fine-tuning commands share: step count, model source, tokenizer, head building."""
+import argparse
+import math
+
+import pytest
+
+from openbert.config import BertConfig
+from openbert.errors import OpenBertError
+from openbert.model.bert import BertForQuestionAnswering
+from openbert.tasks import common as finetuning
+
+
+def test_num_train_steps_as_original():
+    assert finetuning.num_train_steps(3668, 32, 3.0) == int(3668 / 32 * 3.0) == 343
+    assert finetuning.num_train_steps(10, 32, 1.0) == 1
+    assert math.isclose(int(343 * 0.1), 34)
+
+
+def test_max_seq_length_must_fit_the_position_table():
+    cfg = BertConfig(vocab_size=10, max_position_embeddings=128)
+    finetuning.check_max_seq_length(128, cfg, "m")
+    with pytest.raises(OpenBertError, match="only trained up to sequence length 128"):
+        finetuning.check_max_seq_length(129, cfg, "m")
+    with pytest.raises(OpenBertError, match="at least 3"):
+        finetuning.check_max_seq_length(2, cfg, "m")
+
+
+def _args(tmp_path, **kw):
+    d = dict(do_train=True, output_dir=str(tmp_path / "out"), init_checkpoint=None, bert_config_file=None,
+             vocab_file=None, do_lower_case=True, max_seq_length=16)
+    d.update(kw)
+    return argparse.Namespace(**d)
+
+
+def _model_dir(tmp_path):
+    cfg = BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=8, max_position_embeddings=32)
+    m = BertForQuestionAnswering(cfg)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncat\nsat\n.\n")
+    m.save_pretrained(tmp_path / "model", vocab_file=str(vocab))
+    return tmp_path / "model"
+
+
+def test_model_source_finds_vocab_and_config_beside_the_checkpoint(tmp_path):
+    model_dir = _model_dir(tmp_path)
+    src = finetuning.resolve_model_source(_args(tmp_path, init_checkpoint=str(model_dir)))
+    assert src.path == str(model_dir) and src.config.vocab_size == 8
+    assert src.tokenizer.tokenize("The cat sat.") == ["the", "cat", "sat", "."]
+
+
+def test_predict_without_training_uses_the_fine_tuned_output_dir(tmp_path):
+    model_dir = _model_dir(tmp_path)
+    src = finetuning.resolve_model_source(_args(tmp_path, do_train=False, output_dir=str(model_dir),
+                                                init_checkpoint="/elsewhere/bert_model.ckpt"))
+    assert src.path == str(model_dir)
+
+
+def test_model_source_errors(tmp_path):
+    with pytest.raises(OpenBertError, match="--init_checkpoint .* or at least --bert_config_file"):
+        finetuning.resolve_model_source(_args(tmp_path))
+    model_dir = _model_dir(tmp_path)
+    with pytest.raises(OpenBertError, match="does not exist"):
+        finetuning.resolve_model_source(_args(tmp_path, init_checkpoint=str(model_dir),
+                                              vocab_file=str(tmp_path / "missing.txt")))
+    with pytest.raises(OpenBertError, match="only trained up to"):
+        finetuning.resolve_model_source(_args(tmp_path, init_checkpoint=str(model_dir), max_seq_length=64))
+
+
+def test_build_model_from_scratch_or_checkpoint(tmp_path, caplog):
+    model_dir = _model_dir(tmp_path)
+    cfg = BertConfig.from_json_file(model_dir / "bert_config.json")
+    loaded = finetuning.build_model(BertForQuestionAnswering, str(model_dir), cfg)
+    fresh = finetuning.build_model(BertForQuestionAnswering, None, cfg)
+    assert "random weights" in caplog.text
+    assert type(loaded) is type(fresh) is BertForQuestionAnswering
