@@ -244,3 +244,32 @@ def test_half_precision_forward_on_cuda_matches_fp32(dtype):
         diff = (out.sequence_output.float() - ref.sequence_output)[real]
         assert diff.abs().mean() < 0.03 and diff.abs().max() < 0.5
         assert (out.pooled_output.float() - ref.pooled_output).abs().max() < 0.1
+
+
+def test_loss_terms_sum_to_the_loss_and_carry_the_weights_of_loss_weights(tiny_config):
+    """Every head records its loss terms with the weight each is normalised by; ``loss_weights``
+    gives the same weights from the labels alone."""
+    torch.manual_seed(0)
+    ids = torch.randint(1, 99, (3, 8))
+    token_labels = torch.tensor([[0, 1, -100, -100, 2, -100, -100, -100]] * 3)
+    cases = [
+        (BertForPreTraining(tiny_config), dict(
+            masked_lm_positions=torch.tensor([[1, 2, 0]] * 3), masked_lm_ids=torch.tensor([[5, 6, 0]] * 3),
+            masked_lm_weights=torch.tensor([[1.0, 1.0, 0.0]] * 3), next_sentence_labels=torch.tensor([0, 1, 0])),
+         {"masked_lm": 6.0, "next_sentence": 3.0}),
+        (BertForSequenceClassification(tiny_config, num_labels=2), dict(labels=torch.tensor([0, 1, 1])),
+         {"classification": 3.0}),
+        (BertForQuestionAnswering(tiny_config), dict(start_positions=torch.tensor([1, 2, 3]),
+                                                     end_positions=torch.tensor([2, 3, 4])), {"span": 3.0}),
+        (BertForTokenClassification(tiny_config, num_labels=3), dict(labels=token_labels),
+         {"token_classification": 9.0}),
+    ]
+    for model, labels, want in cases:
+        out = model(ids, **labels)
+        assert {k: float(t.weight) for k, t in out.loss_terms.items()} == want, type(model).__name__
+        assert {k: float(w) for k, w in model.loss_weights(**labels).items()} == want
+        torch.testing.assert_close(out.loss, sum(t.value for t in out.loss_terms.values()))
+    mc = BertForMultipleChoice(tiny_config)
+    out = mc(ids.view(3, 1, 8).expand(3, 2, 8), labels=torch.tensor([0, 1, 1]))
+    assert float(out.loss_terms["multiple_choice"].weight) == 3.0
+    assert BertModel(tiny_config).loss_weights(labels=torch.tensor([1])) == {}

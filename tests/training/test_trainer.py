@@ -84,6 +84,27 @@ def test_accumulation_equals_one_big_batch_for_the_masked_lm_loss(tmp_path):
     assert runs[1][1].loss == pytest.approx(runs[4][1].loss, abs=1e-6)
 
 
+def test_accumulation_equals_one_big_batch_for_a_token_level_loss(tmp_path):
+    """Labelled tokens fall unevenly over micro-batches: the token-classification loss is still
+    normalised by the whole batch's labelled tokens, as one batch."""
+    from openbert.model.bert import BertForTokenClassification
+
+    g = torch.Generator().manual_seed(5)
+    data = []
+    for i in range(16):
+        labels = torch.full((10,), -100)
+        labels[:1 + i % 7] = torch.randint(0, 3, (1 + i % 7,), generator=g)
+        data.append({"input_ids": torch.randint(1, 99, (10,), generator=g), "labels": labels})
+    runs = {}
+    for accum in (1, 4):
+        torch.manual_seed(0)
+        m = BertForTokenClassification(tiny_model(0.0).config, num_labels=3)
+        args = _args(tmp_path / str(accum), gradient_accumulation_steps=accum, num_train_steps=3)
+        runs[accum] = (m, Trainer(m, args, data, _stack).train())
+    _assert_same_weights(runs[1][0], runs[4][0], 1e-6)
+    assert runs[1][1].loss == pytest.approx(runs[4][1].loss, abs=1e-6)
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     """Per-layer recomputation: same gradients (1e-6) with dropout on (the RNG state is replayed)."""
     batch = collate(tiny_data()[:6])

@@ -87,6 +87,21 @@ class _Unpadding:
 
 
 @dataclass
+class LossTerm:
+    """One term of a model's loss: ``value`` = (sum of the per-unit losses) / (``weight`` + ``eps``),
+    a mean over ``weight`` units (examples, labelled tokens, masked-LM weights)."""
+
+    value: torch.Tensor  # scalar
+    weight: torch.Tensor  # scalar, float32
+    eps: float = 0.0
+
+
+def num_examples(labels: torch.Tensor) -> torch.Tensor:
+    """The weight of a per-example mean loss: the batch size, as a float32 scalar."""
+    return torch.tensor(float(labels.shape[0]), device=labels.device)
+
+
+@dataclass
 class BertOutput:
     """What every model returns. Fields a model does not compute are None.
 
@@ -105,8 +120,15 @@ class BertOutput:
     loss: torch.Tensor | None = None  # scalar, when labels were given
     masked_lm_loss: torch.Tensor | None = None
     next_sentence_loss: torch.Tensor | None = None
+    loss_terms: dict[str, LossTerm] = field(default_factory=dict)  # loss = the sum of their values
     _layers: list = field(default_factory=list, repr=False)
     _unpadding: _Unpadding | None = field(default=None, repr=False)
+
+    def add_loss(self, name: str, value: torch.Tensor, weight: torch.Tensor, eps: float = 0.0):
+        """Record the loss term ``name`` (see :class:`LossTerm`) and add it to ``loss``."""
+        self.loss_terms[name] = LossTerm(value, weight, eps)
+        self.loss = value if self.loss is None else self.loss + value
+        return value
 
     @functools.cached_property
     def all_encoder_layers(self) -> list[torch.Tensor]:
@@ -299,6 +321,12 @@ class BertPreTrainedModel(nn.Module):
                 else:  # Linear biases, the LM output bias
                     p.zero_()
 
+    def loss_weights(self, **batch) -> dict[str, torch.Tensor]:
+        """{term name: weight} of the loss terms that ``forward(**batch)`` returns, from the labels
+        alone (no forward). A trainer sums them over every micro-batch of an optimizer step before
+        the first backward, so that each term is normalised by the whole batch's weight."""
+        return {}
+
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         for m in self.modules():
             if isinstance(m, BertEncoder):
@@ -448,19 +476,32 @@ class BertForPreTraining(BertPreTrainedModel):
             seq = gather_positions(seq, masked_lm_positions)  # [B, P, H]
         out.masked_lm_logits = self.cls.predictions(seq, self.bert.embeddings.word_embeddings.weight)
         out.next_sentence_logits = self.cls.seq_relationship(out.pooled_output)
-        losses = []
+        weights = self.loss_weights(masked_lm_ids=masked_lm_ids, masked_lm_weights=masked_lm_weights,
+                                    next_sentence_labels=next_sentence_labels)
         if masked_lm_ids is not None:
             if masked_lm_weights is None:
                 masked_lm_weights = torch.ones_like(masked_lm_ids, dtype=torch.float32)
-            out.masked_lm_loss = masked_lm_loss(out.masked_lm_logits, masked_lm_ids, masked_lm_weights)
-            losses.append(out.masked_lm_loss)
+            out.masked_lm_loss = out.add_loss(
+                "masked_lm", masked_lm_loss(out.masked_lm_logits, masked_lm_ids, masked_lm_weights),
+                weights["masked_lm"], eps=1e-5)
         if next_sentence_labels is not None:
-            out.next_sentence_loss = F.cross_entropy(out.next_sentence_logits.float(),
-                                                     next_sentence_labels.long().view(-1))
-            losses.append(out.next_sentence_loss)
-        if losses:
-            out.loss = sum(losses)
+            out.next_sentence_loss = out.add_loss(
+                "next_sentence", F.cross_entropy(out.next_sentence_logits.float(),
+                                                 next_sentence_labels.long().view(-1)),
+                weights["next_sentence"])
         return out
+
+    def loss_weights(self, masked_lm_ids=None, masked_lm_weights=None, next_sentence_labels=None,
+                     **_) -> dict[str, torch.Tensor]:
+        """masked_lm: sum(masked_lm_weights) (all ones by default); next_sentence: examples."""
+        weights = {}
+        if masked_lm_ids is not None:
+            weights["masked_lm"] = (masked_lm_weights.float().sum() if masked_lm_weights is not None
+                                    else torch.tensor(float(masked_lm_ids.numel()),
+                                                      device=masked_lm_ids.device))
+        if next_sentence_labels is not None:
+            weights["next_sentence"] = num_examples(next_sentence_labels)
+        return weights
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -482,10 +523,14 @@ class BertForSequenceClassification(BertPreTrainedModel):
         out.logits = self.classifier(self.dropout(out.pooled_output))  # [B, num_labels]
         if labels is not None:
             if self.num_labels == 1:
-                out.loss = F.mse_loss(out.logits.float().squeeze(-1), labels.float().view(-1))
+                loss = F.mse_loss(out.logits.float().squeeze(-1), labels.float().view(-1))
             else:
-                out.loss = F.cross_entropy(out.logits.float(), labels.long().view(-1))
+                loss = F.cross_entropy(out.logits.float(), labels.long().view(-1))
+            out.add_loss("classification", loss, num_examples(labels))
         return out
+
+    def loss_weights(self, labels=None, **_) -> dict[str, torch.Tensor]:
+        return {} if labels is None else {"classification": num_examples(labels)}
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
@@ -506,9 +551,15 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         out.logits = self.qa_outputs(out.sequence_output)  # [B, S, 2]
         out.start_logits, out.end_logits = out.logits.float().unbind(-1)
         if start_positions is not None and end_positions is not None:
-            out.loss = (F.cross_entropy(out.start_logits, start_positions.long().view(-1))
-                        + F.cross_entropy(out.end_logits, end_positions.long().view(-1))) / 2
+            out.add_loss("span", (F.cross_entropy(out.start_logits, start_positions.long().view(-1))
+                                  + F.cross_entropy(out.end_logits, end_positions.long().view(-1))) / 2,
+                         num_examples(start_positions))
         return out
+
+    def loss_weights(self, start_positions=None, end_positions=None, **_) -> dict[str, torch.Tensor]:
+        if start_positions is None or end_positions is None:
+            return {}
+        return {"span": num_examples(start_positions)}
 
 
 class BertForTokenClassification(BertPreTrainedModel):
@@ -529,9 +580,15 @@ class BertForTokenClassification(BertPreTrainedModel):
         out = self.bert(input_ids, input_mask, segment_ids)
         out.logits = self.classifier(self.dropout(out.sequence_output))  # [B, S, C]
         if labels is not None:
-            out.loss = F.cross_entropy(out.logits.float().reshape(-1, self.num_labels),
-                                       labels.long().reshape(-1), ignore_index=-100)
+            out.add_loss("token_classification",
+                         F.cross_entropy(out.logits.float().reshape(-1, self.num_labels),
+                                         labels.long().reshape(-1), ignore_index=-100),
+                         self.loss_weights(labels=labels)["token_classification"])
         return out
+
+    def loss_weights(self, labels=None, **_) -> dict[str, torch.Tensor]:
+        """The labelled tokens (labels other than -100)."""
+        return {} if labels is None else {"token_classification": (labels != -100).sum().float()}
 
 
 class BertForMultipleChoice(BertPreTrainedModel):
@@ -553,8 +610,12 @@ class BertForMultipleChoice(BertPreTrainedModel):
         out = self.bert(flat(input_ids), flat(input_mask), flat(segment_ids))
         out.logits = self.classifier(self.dropout(out.pooled_output)).view(bsz, choices)
         if labels is not None:
-            out.loss = F.cross_entropy(out.logits.float(), labels.long().view(-1))
+            out.add_loss("multiple_choice", F.cross_entropy(out.logits.float(), labels.long().view(-1)),
+                         num_examples(labels))
         return out
+
+    def loss_weights(self, labels=None, **_) -> dict[str, torch.Tensor]:
+        return {} if labels is None else {"multiple_choice": num_examples(labels)}
 
 
 MODEL_CLASSES = {c.__name__: c for c in (BertModel, BertForPreTraining, BertForSequenceClassification,

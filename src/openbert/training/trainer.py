@@ -5,9 +5,9 @@ steps of ``args.train_batch_size`` examples each (the global batch, as the origi
 
 - BERT's optimizer and schedule (:mod:`openbert.training.optimization`) and clipping by global norm;
 - gradient accumulation: the global batch is cut into ``world_size * gradient_accumulation_steps``
-  equal micro-batches; each micro-batch loss is divided by ``gradient_accumulation_steps`` and the
-  ranks' gradients are averaged, so the update is that of one batch of ``train_batch_size`` for
-  losses that are means over examples;
+  equal micro-batches; every loss term is normalised by its weight over the whole global batch
+  (examples, labelled tokens, masked-LM weights), so the update is that of one batch of
+  ``train_batch_size`` (see :meth:`Trainer._step`);
 - gradient checkpointing per encoder layer; autocast precision (bf16 on CPU/CUDA, fp16 with loss
   scaling on CUDA; the weights and optimizer state stay fp32);
 - data parallelism under ``torchrun`` (DistributedDataParallel: NCCL on GPU, gloo on CPU); rank 0
@@ -193,7 +193,8 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
 class Trainer:
     """Train ``model`` on ``train_dataset`` (map-style) with ``collate_fn(examples) -> dict``.
 
-    ``model(**batch)`` must return an object with a scalar ``.loss``. ``lengths`` (one int per
+    ``model(**batch)`` must return an object with a scalar ``.loss`` (and, for exact accumulation
+    of losses that are not per-example means, ``.loss_terms``; see :meth:`_step`). ``lengths`` (one int per
     example) turns on length-bucketed batches. After ``train()`` the model holds the final weights.
     """
 
@@ -386,21 +387,22 @@ class Trainer:
     def _step(self, wrapped: torch.nn.Module, batches: Iterator) -> tuple[float, float, float]:
         """One optimizer step over this rank's micro-batches -> (global mean loss, grad norm, lr).
 
-        Each micro-batch contributes ``objective_i`` with sum over micro-batches, averaged over
-        ranks (as DDP averages gradients), equal to the loss of the whole global batch:
-        ``loss_i / accum`` for per-example mean losses; for the masked-LM loss
-        ``sum(w nll) / (sum(w) + 1e-5)`` the micro-batch loss is re-weighted by
-        ``(W_i + 1e-5) / (W + 1e-5) * world_size`` (W_i its weight total, W the global batch's), which
-        gives exactly the big batch's normalisation even when masks fall unevenly.
+        The update is that of one batch of ``train_batch_size`` examples, however it is cut into
+        micro-batches and ranks. Each term of the model's loss (``output.loss_terms``) is a mean,
+        ``value_i = sum_i / (w_i + eps)`` over its micro-batch's weight ``w_i`` (examples, labelled
+        tokens, masked-LM weights); the whole batch's term is ``sum_i sum_i / (W + eps)`` with ``W``
+        the weights' total over all micro-batches and ranks. So micro-batch ``i`` back-propagates
+        ``value_i * (w_i + eps) / (W + eps) * world_size`` (DDP averages the ranks' gradients).
+        ``W`` must be known before the first backward: the model's ``loss_weights(**batch)`` gives
+        the weights from the labels alone. A model without loss terms is taken to return a
+        per-example mean over equal micro-batches: ``loss / gradient_accumulation_steps``.
         """
         args = self.args
         accum = args.gradient_accumulation_steps
         fp16 = args.precision == "fp16"
         micro = [_to_device(next(batches), self.device) for _ in range(accum)]
-        mlm_weights = None
-        if all("masked_lm_weights" in b for b in micro):
-            mlm_weights = [b["masked_lm_weights"].float().sum() for b in micro]
-            mlm_total = all_reduce_sum(torch.stack(mlm_weights).sum())
+        totals = self._loss_weight_totals(micro)
+        world = self.world.world_size
         loss_sum = torch.zeros((), device=self.device)
         for a, batch in enumerate(micro):
             sync = (wrapped.no_sync() if wrapped is not self.model and a < accum - 1
@@ -411,11 +413,10 @@ class Trainer:
                 if getattr(out, "loss", None) is None:
                     raise OpenBertError(f"{type(self.model).__name__} returned no loss: the collate "
                                         f"function must include the labels")
-                mlm = getattr(out, "masked_lm_loss", None)
-                if mlm_weights is not None and mlm is not None:
-                    rest = out.next_sentence_loss if out.next_sentence_loss is not None else 0.0
-                    coef = (mlm_weights[a] + 1e-5) / (mlm_total + 1e-5) * self.world.world_size
-                    objective = mlm.float() * coef + rest / accum
+                terms = getattr(out, "loss_terms", None)
+                if terms:
+                    objective = sum(t.value.float() * ((t.weight + t.eps) / (totals[name] + t.eps) * world)
+                                    for name, t in terms.items())
                 else:
                     objective = out.loss.float() / accum
                 loss_sum += objective.detach()
@@ -436,6 +437,18 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return mean_loss, float(norm), lr
+
+    def _loss_weight_totals(self, micro: list[dict]) -> dict[str, torch.Tensor]:
+        """{loss term: its weight summed over this step's micro-batches on every rank}."""
+        weights_of = getattr(self.model, "loss_weights", None)
+        if weights_of is None:
+            return {}
+        per_batch = [weights_of(**b) for b in micro]
+        names = sorted(set().union(*per_batch))
+        if not names:
+            return {}
+        local = torch.stack([sum(w[n].float() for w in per_batch) for n in names])
+        return dict(zip(names, all_reduce_sum(local)))
 
     def _stop_nonfinite(self, loss: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
