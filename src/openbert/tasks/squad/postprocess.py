@@ -36,6 +36,9 @@ class SquadPredictions:
     predictions: dict = field(default_factory=collections.OrderedDict)
     nbest: dict = field(default_factory=collections.OrderedDict)
     null_odds: dict = field(default_factory=collections.OrderedDict)
+    # {id: [span per n-best entry]}: (first word, last word, start, end) of the answer, start/end
+    # (exclusive) in " ".join(doc_tokens[first:last + 1]); None for the null / nonce answers
+    spans: dict = field(default_factory=collections.OrderedDict)
 
 
 @dataclass
@@ -52,6 +55,25 @@ class _Nbest:
     text: str
     start_logit: float
     end_logit: float
+    span: tuple[int, int, int, int] | None = None
+
+
+def raw_results(model, features, batch_size: int, device="auto", precision: str = "fp32",
+                progress: bool = True) -> list[RawResult]:
+    """Start/end logits of every feature (window) of a BertForQuestionAnswering, in feature order."""
+    from .data.squad import collate_predict
+    from .training import predict
+
+    results: list[RawResult | None] = [None] * len(features)
+    lengths = [len(f.input_ids) for f in features]
+    for idx, out in predict(model, features, collate_predict, batch_size, device=device,
+                            precision=precision, lengths=lengths, progress=progress):
+        start = out.start_logits.float().cpu().tolist()
+        end = out.end_logits.float().cpu().tolist()
+        for row, i in enumerate(idx):
+            n = lengths[i]
+            results[i] = RawResult(features[i].unique_id, start[row][:n], end[row][:n])
+    return results
 
 
 def get_best_indexes(logits: Sequence[float], n_best_size: int) -> list[int]:
@@ -88,12 +110,21 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool, verbose_
     came from ("Steve Smith's"); returns the matching characters of ``orig_text`` ("Steve Smith"),
     with case and accents restored. Falls back to ``orig_text`` when the alignment fails.
     """
+    start, end = final_text_span(pred_text, orig_text, do_lower_case, verbose_logging)
+    return orig_text[start:end]
+
+
+def final_text_span(pred_text: str, orig_text: str, do_lower_case: bool,
+                    verbose_logging: bool = False) -> tuple[int, int]:
+    """Where :func:`get_final_text`'s answer lies in ``orig_text``: ``(start, end)``, end exclusive
+    (the whole of ``orig_text`` when the alignment fails)."""
+    whole = (0, len(orig_text))
     tok_text = " ".join(BasicTokenizer(do_lower_case=do_lower_case).tokenize(orig_text))
     start_position = tok_text.find(pred_text)
     if start_position == -1:
         if verbose_logging:
             logger.info("Unable to find text: '%s' in '%s'", pred_text, orig_text)
-        return orig_text
+        return whole
     end_position = start_position + len(pred_text) - 1
 
     orig_ns_text, orig_ns_to_s_map = _strip_spaces(orig_text)
@@ -101,7 +132,7 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool, verbose_
     if len(orig_ns_text) != len(tok_ns_text):
         if verbose_logging:
             logger.info("Length not equal after stripping spaces: '%s' vs '%s'", orig_ns_text, tok_ns_text)
-        return orig_text
+        return whole
 
     # Characters are assumed one-to-one aligned once spaces are gone.
     tok_s_to_ns_map = {tok_index: i for i, tok_index in tok_ns_to_s_map.items()}
@@ -112,7 +143,7 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool, verbose_
     if orig_start_position is None:
         if verbose_logging:
             logger.info("Couldn't map start position")
-        return orig_text
+        return whole
 
     orig_end_position = None
     if end_position in tok_s_to_ns_map:
@@ -120,21 +151,23 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool, verbose_
     if orig_end_position is None:
         if verbose_logging:
             logger.info("Couldn't map end position")
-        return orig_text
+        return whole
 
-    return orig_text[orig_start_position:orig_end_position + 1]
+    return orig_start_position, orig_end_position + 1
 
 
 def _candidate_text(example, feature, start_index: int, end_index: int, do_lower_case: bool,
-                    verbose_logging: bool) -> str:
-    """WordPieces ``start_index..end_index`` of a window -> the original text they stand for."""
+                    verbose_logging: bool) -> tuple[str, tuple[int, int, int, int]]:
+    """WordPieces ``start_index..end_index`` of a window -> the original text they stand for, and
+    its span (first word, last word, start, end in the words joined by spaces)."""
     tok_text = " ".join(feature.tokens[start_index:end_index + 1])
     tok_text = tok_text.replace(" ##", "").replace("##", "")  # de-tokenize split-off WordPieces
     tok_text = " ".join(tok_text.strip().split())
     orig_doc_start = feature.token_to_orig_map[start_index]
     orig_doc_end = feature.token_to_orig_map[end_index]
     orig_text = " ".join(example.doc_tokens[orig_doc_start:orig_doc_end + 1])
-    return get_final_text(tok_text, orig_text, do_lower_case, verbose_logging)
+    start, end = final_text_span(tok_text, orig_text, do_lower_case, verbose_logging)
+    return orig_text[start:end], (orig_doc_start, orig_doc_end, start, end)
 
 
 def compute_predictions(examples, features, results: Sequence[RawResult], n_best_size: int = 20,
@@ -198,14 +231,14 @@ def compute_predictions(examples, features, results: Sequence[RawResult], n_best
                 break
             if pred.start_index > 0:  # a non-null prediction
                 feature = ex_features[pred.feature_index]
-                final_text = _candidate_text(example, feature, pred.start_index, pred.end_index,
-                                             do_lower_case, verbose_logging)
+                final_text, span = _candidate_text(example, feature, pred.start_index, pred.end_index,
+                                                   do_lower_case, verbose_logging)
                 if final_text in seen:
                     continue
             else:
-                final_text = ""
+                final_text, span = "", None
             seen.add(final_text)
-            nbest.append(_Nbest(final_text, pred.start_logit, pred.end_logit))
+            nbest.append(_Nbest(final_text, pred.start_logit, pred.end_logit, span))
 
         if version_2_with_negative and "" not in seen:
             nbest.append(_Nbest("", null_start_logit, null_end_logit))
@@ -217,6 +250,7 @@ def compute_predictions(examples, features, results: Sequence[RawResult], n_best
             collections.OrderedDict([("text", e.text), ("probability", p),
                                      ("start_logit", e.start_logit), ("end_logit", e.end_logit)])
             for e, p in zip(nbest, probs)]
+        out.spans[example.qas_id] = [e.span for e in nbest]
         best_non_null = next((e for e in nbest if e.text), None)
         if not version_2_with_negative:
             out.predictions[example.qas_id] = nbest[0].text
@@ -228,6 +262,30 @@ def compute_predictions(examples, features, results: Sequence[RawResult], n_best
             out.null_odds[example.qas_id] = score_diff
             out.predictions[example.qas_id] = "" if score_diff > null_score_diff_threshold else best_non_null.text
     return out
+
+
+def context_offsets(context: str, span: tuple[int, int, int, int]) -> tuple[int, int]:
+    """Character offsets ``(start, end)`` (end exclusive) in ``context`` of an answer whose ``span``
+    is in :attr:`SquadPredictions.spans`; ``context[start:end]`` is the answer, whitespace between
+    words as in the context."""
+    from .data.squad import split_context
+
+    doc_tokens, c2w = split_context(context)
+    word_starts = [i for i, w in enumerate(c2w) if w >= 0 and (i == 0 or c2w[i - 1] != w)]
+    first, last, start, end = span
+
+    def to_context(p: int) -> int:  # a character of the joined words -> its index in the context
+        offset = 0
+        for w in range(first, last + 1):
+            n = len(doc_tokens[w])
+            if p < offset + n:
+                return word_starts[w] + p - offset
+            if p == offset + n and w < last:  # the joining space: the next word's start
+                return word_starts[w + 1]
+            offset += n + 1
+        return word_starts[last] + len(doc_tokens[last]) - 1
+
+    return to_context(start), to_context(max(end - 1, start)) + 1
 
 
 def write_predictions(preds: SquadPredictions, output_dir: str | os.PathLike,
