@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "squad-eval": ("squad_eval", "official SQuAD v1.1/v2.0 evaluation"),
     "extract-features": ("extract_features", "contextual embeddings (extract_features.py)"),
     "fill-mask": ("fill_mask", "top-k predictions for every [MASK]"),
+    "predict": ("predict", "predictions on new text with any model (JSON lines out)"),
+    "serve": ("serve", "serve a model over HTTP with dynamic batching (needs openbert[serve])"),
     "convert": ("convert", "convert checkpoints: TF <-> HF/safetensors"),
     "download": ("download", "fetch a named model or data set into the cache"),
 }

@@ -116,12 +116,20 @@ _WHAT_HEAD = {
 }
 
 
+def inspect_checkpoint(model: str | os.PathLike) -> tuple[str, tuple[str, ...], str]:
+    """``(path, tasks it supports (its head's first), the file read)`` for a path or named model."""
+    from ..assets import model_path
+    from ..checkpoints import read_checkpoint
+
+    path = model_path(model)
+    state, _, source = read_checkpoint(path)
+    return path, head_tasks(state, _architectures(path)), source
+
+
 def load_model(model: str | os.PathLike, task: str | None = None, device="auto", precision: str = "fp32",
                do_lower_case: bool = True, bert_config_file=None, vocab_file=None) -> LoadedModel:
     """Load a checkpoint (path or named model) once, with the head ``task`` needs (default: the
     checkpoint's own head, or the bare encoder)."""
-    from ..assets import model_path
-    from ..checkpoints import read_checkpoint
     from ..finetuning import load_tokenizer
     from ..training import autocast, resolve_device
 
@@ -130,10 +138,7 @@ def load_model(model: str | os.PathLike, task: str | None = None, device="auto",
     if task == "ner" and "ner" not in PIPELINES:
         raise OpenBertError("the ner pipeline needs the NER task (`openbert ner`), which this "
                             "installation does not have")
-    path = model_path(model)
-    state, _, source = read_checkpoint(path)
-    supported = head_tasks(state, _architectures(path))
-    del state
+    path, supported, source = inspect_checkpoint(model)
     if task is not None and task not in supported:
         raise OpenBertError(f"{source} cannot do {task}: it needs {_WHAT_HEAD[task]}; this checkpoint "
                             f"supports {', '.join(supported)}")
