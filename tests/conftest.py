@@ -58,3 +58,42 @@ def tiny_config():
 
     return BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=5, num_attention_heads=4,
                       intermediate_size=37, max_position_embeddings=64, type_vocab_size=16)
+
+
+# a small WordPiece vocabulary: common words, every letter and digit (so no text is [UNK]) and their
+# ## continuations
+_TINY_WORDS = ("the a an of to and in is was it he she they we you i that this for on with as at by from "
+               "cat dog sat mat man went store paris capital france city river north south big small red "
+               "blue who what where when why how answer question yes no good bad movie film great").split()
+
+
+def tiny_vocab_tokens() -> list[str]:
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
+    return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_TINY_WORDS, *[c for c in chars if c not in _TINY_WORDS],
+             *".,!?;:'\"()-", *[f"##{c}" for c in chars]])
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Random tiny models saved as openbert folders with a small vocab: ``mlm`` (pre-training heads),
+    ``cls`` (3-label classifier: neg / neu / pos), ``qa`` (SQuAD v1 span head), ``qa2`` (the same
+    head, saved as a SQuAD 2.0 model)."""
+    from openbert.checkpoints import save_pretrained
+    from openbert.config import BertConfig
+    from openbert.modeling import BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(tiny_vocab_tokens()) + "\n", encoding="utf-8")
+    config = BertConfig(vocab_size=len(tiny_vocab_tokens()), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
+    torch.manual_seed(1234)
+    cls = BertForSequenceClassification(config.replace(extra={"id2label": {"0": "neg", "1": "neu", "2": "pos"}}),
+                                        num_labels=3)
+    qa = BertForQuestionAnswering(config)
+    save_pretrained(BertForPreTraining(config), root / "mlm", vocab_file=vocab)
+    save_pretrained(cls, root / "cls", vocab_file=vocab)
+    save_pretrained(qa, root / "qa", vocab_file=vocab)
+    qa.config = config.replace(extra={"version_2_with_negative": True})
+    save_pretrained(qa, root / "qa2", vocab_file=vocab)
+    return {name: root / name for name in ("mlm", "cls", "qa", "qa2")}

@@ -196,3 +196,24 @@ def test_write_predictions_files(tmp_path, tokenizer):
     v1.mkdir()
     write_predictions(out, v1)
     assert not (v1 / "null_odds.json").exists()
+
+
+def test_final_text_span_locates_get_final_text_in_the_original_words():
+    from openbert.squad_postprocess import final_text_span
+
+    assert final_text_span("steve smith", "Steve Smith's", True) == (0, 11)
+    assert get_final_text("steve smith", "Steve Smith's", True) == "Steve Smith"
+    assert final_text_span("not there", "Steve Smith's", True) == (0, 13)  # fallback: all of it
+
+
+def test_context_offsets_map_answer_spans_back_onto_the_context_whitespace_and_all():
+    from openbert.squad_postprocess import context_offsets
+
+    context = " The  quick\tbrown\n\nfox's tail."
+    # words: The quick brown fox's tail. ; " ".join(words[1:4]) == "quick brown fox's"
+    s, e = context_offsets(context, (1, 3, 6, 15))  # "brown fox"
+    assert context[s:e] == "brown\n\nfox"
+    s, e = context_offsets(context, (0, 0, 0, 3))
+    assert context[s:e] == "The"
+    s, e = context_offsets(context, (4, 4, 0, 4))
+    assert context[s:e] == "tail"
