@@ -80,7 +80,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     head, saved as a SQuAD 2.0 model)."""
     from openbert.checkpoints import save_pretrained
     from openbert.config import BertConfig
-    from openbert.modeling import BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification
+    from openbert.model.bert import BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification
 
     root = tmp_path_factory.mktemp("tiny_models")
     vocab = root / "vocab.txt"

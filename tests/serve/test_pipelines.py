@@ -11,7 +11,7 @@ import pytest
 
 import openbert
 from openbert.errors import OpenBertError
-from openbert.features import SequenceTooLong
+from openbert.tasks.features.extract import SequenceTooLong
 from openbert.serve.pipelines import head_tasks, inspect_checkpoint, load_model
 
 TEXTS = ["the cat sat on the mat", "paris is the capital of france", "who went to the store ?",
@@ -69,8 +69,8 @@ def test_truncation_and_options(embed):
 
 
 def test_classify_labels_from_id2label_and_scores_equal_the_classifier(tiny_models):
-    from openbert.classifier import probabilities
-    from openbert.data.classification import InputExample, convert_examples_to_features
+    from openbert.tasks.classification.pipeline import probabilities
+    from openbert.tasks.classification.data import InputExample, convert_examples_to_features
 
     pipe = openbert.pipeline("classify", model=tiny_models["cls"])
     inputs = [*TEXTS, ("great movie", "bad film")]
@@ -136,7 +136,7 @@ def test_qa_no_answer_for_squad2_models(tiny_models):
 
 
 def test_fill_mask_equals_the_fill_mask_task(tiny_models):
-    from openbert.fill_mask import fill_mask
+    from openbert.tasks.features.fill_mask import fill_mask
 
     pipe = openbert.pipeline("fill-mask", model=tiny_models["mlm"])
     texts = ["the [MASK] sat on the mat", "paris is the [MASK] of [MASK] . ||| it is big"]

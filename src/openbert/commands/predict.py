@@ -26,7 +26,7 @@ import time
 from typing import Iterator
 
 from ..errors import OpenBertError
-from ..training import PRECISIONS
+from ..training.trainer import PRECISIONS
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _to_input(task: str, line: str, n: int, jsonl: bool, source: str):
     """One line -> (pipeline input, the id to write: the JSON "id", else None)."""
     if not jsonl:
         if task == "qa":
-            from ..features import parse_line
+            from ..tasks.features.extract import parse_line
 
             ex = parse_line(line, n - 1, source)
             if ex.text_b is None:
@@ -139,8 +139,8 @@ def _output(path: str):
         yield sys.stdout
         sys.stdout.flush()
         return
-    from ..features import check_output_path
-    from ..fileio import atomic_open
+    from ..tasks.features.writers import check_output_path
+    from ..io.fileio import atomic_open
 
     check_output_path(path)
     with atomic_open(path, "w") as f:
@@ -150,7 +150,7 @@ def _output(path: str):
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..features import count_lines
+    from ..tasks.features.extract import count_lines
     from ..serve.pipelines import PIPELINES, inspect_checkpoint, load_model
 
     if args.batch_size < 1:

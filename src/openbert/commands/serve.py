@@ -15,7 +15,7 @@ import logging
 import socket
 
 from ..errors import OpenBertError
-from ..training import PRECISIONS
+from ..training.trainer import PRECISIONS
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)

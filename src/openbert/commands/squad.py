@@ -24,7 +24,8 @@ from ..model.bert import BertForQuestionAnswering
 from ..tasks.common import build_model, num_train_steps, resolve_model_source
 from ..tasks.squad import data as squad_data
 from ..tasks.squad import metrics as squad_metrics
-from ..tasks.squad.postprocess import compute_predictions, raw_results, write_predictions
+from ..tasks.squad.pipeline import raw_results
+from ..tasks.squad.postprocess import compute_predictions, write_predictions
 from ..training.trainer import Trainer, TrainingArguments, is_main_process
 from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
 

@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import OpenBertError
-from ..features import SequenceTooLong
+from ..tasks.features.extract import SequenceTooLong
 from .batcher import Batcher, ShuttingDown
 from .metrics import CONTENT_TYPE, server_metrics
 from .pipelines import LoadedModel, Pipeline, Prepared, make_pipeline

@@ -68,7 +68,7 @@ class LoadedModel:
 
 def _architectures(path: str) -> list[str]:
     """``architectures`` of the HF config.json beside the checkpoint ([] when there is none)."""
-    from ..checkpoints import find_config
+    from ..checkpoints.pretrained import find_config
 
     found = find_config(path)
     if not found or os.path.basename(found) != "config.json":
@@ -83,7 +83,7 @@ def _architectures(path: str) -> list[str]:
 
 def head_tasks(names, architectures: Sequence[str] = ()) -> tuple[str, ...]:
     """The tasks a checkpoint's tensors (canonical ``names``) support, its head's task first."""
-    from ..fill_mask import MLM_HEAD
+    from ..tasks.features.fill_mask import MLM_HEAD
 
     names = set(names)
     tasks = []
@@ -101,7 +101,7 @@ def head_tasks(names, architectures: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 def _model_class(task: str):
-    from .. import modeling
+    from ..model import bert as modeling
 
     return {"embed": modeling.BertModel, "classify": modeling.BertForSequenceClassification,
             "qa": modeling.BertForQuestionAnswering, "ner": modeling.BertForTokenClassification,
@@ -118,8 +118,8 @@ _WHAT_HEAD = {
 
 def inspect_checkpoint(model: str | os.PathLike) -> tuple[str, tuple[str, ...], str]:
     """``(path, tasks it supports (its head's first), the file read)`` for a path or named model."""
-    from ..assets import model_path
-    from ..checkpoints import read_checkpoint
+    from ..checkpoints.assets import model_path
+    from ..checkpoints.pretrained import read_checkpoint
 
     path = model_path(model)
     state, _, source = read_checkpoint(path)
@@ -130,8 +130,8 @@ def load_model(model: str | os.PathLike, task: str | None = None, device="auto",
                do_lower_case: bool = True, bert_config_file=None, vocab_file=None) -> LoadedModel:
     """Load a checkpoint (path or named model) once, with the head ``task`` needs (default: the
     checkpoint's own head, or the bare encoder)."""
-    from ..finetuning import load_tokenizer
-    from ..training import autocast, resolve_device
+    from ..tasks.common import load_tokenizer
+    from ..training.trainer import autocast, resolve_device
 
     if task is not None and task not in TASKS:
         raise OpenBertError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
@@ -240,7 +240,7 @@ class TextPipeline(Pipeline):
     """Inputs are texts or pairs -> ``[CLS] A [SEP] (B [SEP])`` features, as extract-features."""
 
     def text_examples(self, inputs: list) -> list:
-        from ..features import InputExample, parse_line
+        from ..tasks.features.extract import InputExample, parse_line
 
         examples = []
         for i, x in enumerate(inputs):
@@ -254,7 +254,7 @@ class TextPipeline(Pipeline):
         return examples
 
     def text_features(self, inputs: list, truncate: bool) -> list:
-        from ..features import convert_examples
+        from ..tasks.features.extract import convert_examples
 
         return list(convert_examples(self.text_examples(inputs), self.tokenizer, self.max_seq_length,
                                      truncate=bool(truncate)))
@@ -278,7 +278,7 @@ class EmbedPipeline(TextPipeline):
         return Prepared(self.text_features(inputs, opts["truncate"]), inputs, opts)
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
-        from ..features import extract
+        from ..tasks.features.extract import extract
 
         return [v[0] for _, v in extract(features, self.loaded.encoder, [-1], batch_size or len(features),
                                          self.pooling, self.device, self.precision)]
@@ -300,7 +300,7 @@ class ClassifyPipeline(TextPipeline):
     options = {"truncate": True}
 
     def __init__(self, loaded: LoadedModel, **kwargs):
-        from ..classifier import label_names
+        from ..tasks.classification.pipeline import label_names
 
         super().__init__(loaded, **kwargs)
         n = self.model.num_labels
@@ -312,7 +312,7 @@ class ClassifyPipeline(TextPipeline):
         return Prepared(self.text_features(inputs, opts["truncate"]), inputs, opts)
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
-        from ..classifier import probabilities
+        from ..tasks.classification.pipeline import probabilities
 
         return list(probabilities(self.model, features, batch_size or len(features), self.device,
                                   self.precision, progress=False))
@@ -359,7 +359,7 @@ class QAPipeline(Pipeline):
         return isinstance(inputs, dict) or isinstance(inputs, tuple)
 
     def prepare(self, inputs: list, **options) -> Prepared:
-        from ..data.squad import SquadExample, convert_examples_to_features, split_context
+        from ..tasks.squad.data import SquadExample, convert_examples_to_features, split_context
 
         opts = self.check_options(options)
         for name in ("max_answer_length", "n_best_size"):
@@ -385,13 +385,13 @@ class QAPipeline(Pipeline):
         return Prepared(features, inputs, opts, state=(examples, contexts))
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
-        from ..squad_postprocess import raw_results
+        from ..tasks.squad.pipeline import raw_results
 
         return raw_results(self.model, features, batch_size or len(features), self.device, self.precision,
                            progress=False)
 
     def finish(self, prepared: Prepared, raw: list) -> list[dict]:
-        from ..squad_postprocess import compute_predictions, context_offsets
+        from ..tasks.squad.postprocess import compute_predictions, context_offsets
 
         examples, contexts = prepared.state
         o = prepared.options
@@ -417,7 +417,7 @@ class FillMaskPipeline(Pipeline):
     options = {"top_k": 5, "truncate": True}
 
     def prepare(self, inputs: list, **options) -> Prepared:
-        from ..fill_mask import make_feature
+        from ..tasks.features.fill_mask import make_feature
 
         opts = self.check_options(options)
         top_k = opts["top_k"]
@@ -437,7 +437,7 @@ class FillMaskPipeline(Pipeline):
         return Prepared(features, texts, opts)
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
-        from ..fill_mask import predict_masks
+        from ..tasks.features.fill_mask import predict_masks
 
         k = max(getattr(f, "top_k", 5) for f in features)
         return predict_masks(self.model, self.tokenizer, features, k, batch_size or len(features),

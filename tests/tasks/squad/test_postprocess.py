@@ -199,7 +199,7 @@ def test_write_predictions_files(tmp_path, tokenizer):
 
 
 def test_final_text_span_locates_get_final_text_in_the_original_words():
-    from openbert.squad_postprocess import final_text_span
+    from openbert.tasks.squad.postprocess import final_text_span
 
     assert final_text_span("steve smith", "Steve Smith's", True) == (0, 11)
     assert get_final_text("steve smith", "Steve Smith's", True) == "Steve Smith"
@@ -207,7 +207,7 @@ def test_final_text_span_locates_get_final_text_in_the_original_words():
 
 
 def test_context_offsets_map_answer_spans_back_onto_the_context_whitespace_and_all():
-    from openbert.squad_postprocess import context_offsets
+    from openbert.tasks.squad.postprocess import context_offsets
 
     context = " The  quick\tbrown\n\nfox's tail."
     # words: The quick brown fox's tail. ; " ".join(words[1:4]) == "quick brown fox's"

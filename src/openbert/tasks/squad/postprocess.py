@@ -17,6 +17,7 @@ from typing import Sequence
 
 from ...io.fileio import atomic_write_text
 from ...tokenization.wordpiece import BasicTokenizer
+from .data import split_context
 
 logger = logging.getLogger(__name__)
 
@@ -56,24 +57,6 @@ class _Nbest:
     start_logit: float
     end_logit: float
     span: tuple[int, int, int, int] | None = None
-
-
-def raw_results(model, features, batch_size: int, device="auto", precision: str = "fp32",
-                progress: bool = True) -> list[RawResult]:
-    """Start/end logits of every feature (window) of a BertForQuestionAnswering, in feature order."""
-    from .data.squad import collate_predict
-    from .training import predict
-
-    results: list[RawResult | None] = [None] * len(features)
-    lengths = [len(f.input_ids) for f in features]
-    for idx, out in predict(model, features, collate_predict, batch_size, device=device,
-                            precision=precision, lengths=lengths, progress=progress):
-        start = out.start_logits.float().cpu().tolist()
-        end = out.end_logits.float().cpu().tolist()
-        for row, i in enumerate(idx):
-            n = lengths[i]
-            results[i] = RawResult(features[i].unique_id, start[row][:n], end[row][:n])
-    return results
 
 
 def get_best_indexes(logits: Sequence[float], n_best_size: int) -> list[int]:
@@ -268,8 +251,6 @@ def context_offsets(context: str, span: tuple[int, int, int, int]) -> tuple[int,
     """Character offsets ``(start, end)`` (end exclusive) in ``context`` of an answer whose ``span``
     is in :attr:`SquadPredictions.spans`; ``context[start:end]`` is the answer, whitespace between
     words as in the context."""
-    from .data.squad import split_context
-
     doc_tokens, c2w = split_context(context)
     word_starts = [i for i, w in enumerate(c2w) if w >= 0 and (i == 0 or c2w[i - 1] != w)]
     first, last, start, end = span
