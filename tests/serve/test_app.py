@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -279,35 +280,49 @@ def test_classifier_and_qa_servers(tiny_models, tmp_path):
         qa.stop()
 
 
+def _start_upload(port: int, path: str, body: bytes) -> socket.socket:
+    """A request whose headers and first half of the body are sent: in flight until the rest comes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    sock.sendall(head + body[:len(body) // 2])
+    return sock
+
+
+def _finish_upload(sock: socket.socket, body: bytes):
+    """Send the rest of the body; -> (status, JSON)."""
+    with sock:
+        sock.sendall(body[len(body) // 2:])
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
+
+
 def test_sigterm_finishes_the_requests_in_flight_then_exits(tiny_models, tmp_path, encode_ref):
-    server = ServerProcess(tiny_models["mlm"], tmp_path / "drain.log", "--max_wait_ms=3000").ready()
+    server = ServerProcess(tiny_models["mlm"], tmp_path / "drain.log").ready()
     try:
-        n = 4
-        results: list = [None] * n
-
-        def client(i):
-            results[i] = post(server.port, "/embed", {"inputs": TEXTS[i], "normalize": False})
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
+        bodies = [json.dumps({"inputs": TEXTS[i], "normalize": False}).encode() for i in range(3)]
+        socks = [_start_upload(server.port, "/embed", b) for b in bodies]
         deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:  # all four wait in the queue (max_wait 3 s)
-            text = request(server.port, "GET", "/metrics")[1]
-            if metric(text, "openbert_requests_in_flight") >= n:
-                break
+        while metric(request(server.port, "GET", "/metrics")[1], "openbert_requests_in_flight") < len(socks):
+            assert time.monotonic() < deadline, "the requests never reached the server"
             time.sleep(0.05)
-        else:
-            raise AssertionError("the requests never reached the server")
         server.proc.send_signal(signal.SIGTERM)
-        for t in threads:
-            t.join(TIMEOUT)
-        assert server.proc.wait(TIMEOUT) == 0, server.text()
-        for i, (status, out) in enumerate(results):
+        deadline = time.monotonic() + TIMEOUT
+        while "finishing the requests in flight" not in server.text():
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.text()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert server.proc.poll() is None  # still draining: the requests are not done
+        with pytest.raises(OSError):  # no new connections
+            request(server.port, "GET", "/health", timeout=5)
+        for i, (sock, body) in enumerate(zip(socks, bodies)):
+            status, out = _finish_upload(sock, body)
             assert status == 200
             np.testing.assert_allclose(out[0], encode_ref(TEXTS[i]), atol=1e-4)
+        assert server.proc.wait(TIMEOUT) == 0, server.text()
         assert "every request in flight was answered" in server.text()
-        with pytest.raises(OSError):
-            request(server.port, "GET", "/health", timeout=5)
     finally:
         server.stop()

@@ -42,14 +42,19 @@ def _run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def test_concurrent_callers_share_a_batch_and_each_gets_its_own_results_in_order():
+def test_requests_on_their_way_share_a_batch_and_each_gets_its_own_results_in_order():
     rec = Recorder()
-    batcher = Batcher({"embed": rec}, max_batch_tokens=1000, max_wait_ms=300, metrics=server_metrics())
+    # max_wait is far longer than the test may take: the batch starts when nobody else is on the way
+    batcher = Batcher({"embed": rec}, max_batch_tokens=1000, max_wait_ms=600_000, metrics=server_metrics())
+
+    async def caller(r):
+        with batcher.arriving() as ticket:
+            await asyncio.sleep(0.01 * r)  # reading and tokenizing, each its own time
+            return await batcher.submit("embed", [f"r{r}-{i}" for i in range(3)], [r + 1, 2, 3], ticket)
 
     async def main():
         batcher.start()
-        calls = [batcher.submit("embed", [f"r{r}-{i}" for i in range(3)], [r + 1, 2, 3]) for r in range(5)]
-        return await asyncio.gather(*calls)
+        return await asyncio.gather(*(caller(r) for r in range(5)))
 
     try:
         results = _run(main())
@@ -57,14 +62,26 @@ def test_concurrent_callers_share_a_batch_and_each_gets_its_own_results_in_order
         batcher.close(30)
     for r, res in enumerate(results):
         assert [f for f, _ in res] == [f"r{r}-{i}" for i in range(3)]
-    assert sum(len(b) for b in rec.batches) == 15
-    assert len(rec.batches) < 5  # callers were batched together
+    assert len(rec.batches) == 1 and len(rec.batches[0]) == 15  # the five waited for one another
     m = batcher.metrics
-    assert m.value("batch_size", task="embed")[1] == len(rec.batches)
+    assert m.value("batch_size", task="embed") == (15.0, 1)
     assert m.value("sequences_total", task="embed") == 15
 
 
-def test_a_lone_request_runs_after_max_wait_and_batches_respect_the_token_budget():
+def test_a_lone_request_does_not_wait_for_company():
+    rec = Recorder()
+    batcher = Batcher({"embed": rec}, max_batch_tokens=1000, max_wait_ms=600_000).start()
+    try:
+        assert [f for f, _ in _run(batcher.submit("embed", ["only"], [3]))] == ["only"]
+        with_ticket_given_up = batcher.arriving()  # a request that fails before submitting
+        with pytest.raises(ValueError), with_ticket_given_up:
+            raise ValueError("bad request")
+        assert [f for f, _ in _run(batcher.submit("embed", ["next"], [3]))] == ["next"]
+    finally:
+        batcher.close(30)
+
+
+def test_batches_respect_the_token_budget():
     rec = Recorder()
     batcher = Batcher({"embed": rec}, max_batch_tokens=8, max_wait_ms=1).start()
     try:

@@ -258,19 +258,20 @@ class Server:
         return handle
 
     async def _answer(self, request: Request, route: TaskRoute) -> Response:
-        body = await read_json(request)
-        inputs, options = route.parse(body, self)
-        if len(inputs) > self.max_client_batch_size:
-            raise RequestError(413, f"{len(inputs)} inputs in one request; at most "
-                                    f"--max_client_batch_size={self.max_client_batch_size}")
-        pipe = self.pipelines[route.task]
-        try:
-            prepared = await run_in_threadpool(pipe.prepare, inputs, **options)
-        except SequenceTooLong as e:
-            raise RequestError(413, str(e)) from None
-        except OpenBertError as e:
-            raise RequestError(422, str(e)) from None
-        raw = await self.batcher.submit(route.task, prepared.features, prepared.lengths)
+        with self.batcher.arriving() as ticket:  # queued batches may wait for this request
+            body = await read_json(request)
+            inputs, options = route.parse(body, self)
+            if len(inputs) > self.max_client_batch_size:
+                raise RequestError(413, f"{len(inputs)} inputs in one request; at most "
+                                        f"--max_client_batch_size={self.max_client_batch_size}")
+            pipe = self.pipelines[route.task]
+            try:
+                prepared = await run_in_threadpool(pipe.prepare, inputs, **options)
+            except SequenceTooLong as e:
+                raise RequestError(413, str(e)) from None
+            except OpenBertError as e:
+                raise RequestError(422, str(e)) from None
+            raw = await self.batcher.submit(route.task, prepared.features, prepared.lengths, ticket)
         results = await run_in_threadpool(pipe.finish, prepared, raw)
         return JSONResponse(route.respond(body, results, prepared, self))
 

@@ -1,8 +1,11 @@
 """Dynamic batching: concurrent requests' sequences run through the model together.
 
 A caller (a request handler on the event loop) submits its sequences and awaits its own results,
-in its own order. One worker thread owns the model: it waits until the queue holds
-``max_batch_tokens`` tokens or its oldest sequence has waited ``max_wait_ms``, sorts what is
+in its own order. One worker thread owns the model. Before running, it waits for company: until
+the queue holds ``max_batch_tokens`` tokens, or its oldest sequence has waited ``max_wait_ms``, or
+no other request is on its way (callers announce themselves with :meth:`Batcher.arriving` while
+they read and tokenize), so a lone request runs at once and a burst shares one batch; while the
+model is busy, new requests queue up and go together into the next batch. It then sorts what is
 queued by length, cuts it into batches of at most ``max_batch_tokens`` padded tokens
 (sequences x longest) and runs the batch that holds the oldest sequence; the rest stay queued and
 may be joined by newer arrivals. The oldest sequence is always served next, so nothing starves.
@@ -14,6 +17,7 @@ called on the worker thread only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -63,6 +67,10 @@ class _Request:
             pass
 
 
+class _Ticket:
+    settled = False
+
+
 @dataclass
 class _Item:
     request: _Request
@@ -106,6 +114,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.metrics = metrics
         self._pending: list[_Item] = []
+        self._arriving = 0  # requests announced by arriving() and not yet submitted
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -117,18 +126,44 @@ class Batcher:
             self._thread.start()
         return self
 
-    async def submit(self, task: str, features: Sequence, lengths: Sequence[int]) -> list:
-        """Queue ``features`` (``lengths`` tokens each) for ``task``; -> their results in order."""
+    @contextlib.contextmanager
+    def arriving(self):
+        """Announce a request that will submit soon (while it reads and tokenizes its inputs):
+        queued sequences wait for it, at most ``max_wait_ms``. Yields a ticket for ``submit``."""
+        ticket = _Ticket()
+        with self._cond:
+            self._arriving += 1
+        try:
+            yield ticket
+        finally:
+            self._settle(ticket)
+
+    def _settle(self, ticket: "_Ticket | None") -> None:
+        """The announced request has submitted (or given up); called with or without the lock."""
+        if ticket is not None and not ticket.settled:
+            ticket.settled = True
+            with self._cond:
+                self._arriving -= 1
+                self._cond.notify()
+
+    async def submit(self, task: str, features: Sequence, lengths: Sequence[int],
+                     ticket: "_Ticket | None" = None) -> list:
+        """Queue ``features`` (``lengths`` tokens each) for ``task``; -> their results in order.
+        ``ticket``: from :meth:`arriving`, settled here together with the queueing."""
         if task not in self.runners:
             raise KeyError(f"no runner for task {task!r}")
         if len(features) != len(lengths):
             raise ValueError(f"{len(features)} features but {len(lengths)} lengths")
         if not features:
+            self._settle(ticket)
             return []
         loop = asyncio.get_running_loop()
         request = _Request(loop, loop.create_future(), len(features))
         now = time.perf_counter()
         with self._cond:
+            if ticket is not None and not ticket.settled:
+                ticket.settled = True
+                self._arriving -= 1
             if self._closing or self._thread is None:
                 raise ShuttingDown("the server is shutting down")
             for i, (f, n) in enumerate(zip(features, lengths)):
@@ -162,7 +197,8 @@ class Batcher:
                 # a caller that went away (cancelled) or already failed needs nothing more
                 self._pending = [it for it in self._pending if not (it.request.cancelled or it.request.failed)]
                 if self._pending:
-                    if self._closing or sum(it.length for it in self._pending) >= self.max_batch_tokens:
+                    if (self._closing or self._arriving == 0
+                            or sum(it.length for it in self._pending) >= self.max_batch_tokens):
                         break
                     left = self._pending[0].enqueued + self.max_wait - time.perf_counter()
                     if left <= 0:
