@@ -11,8 +11,10 @@ model (MiniLM-L6 by default) three ways, in one run:
 Requests carry ``--texts_per_request`` texts (default 1) to ``--route`` (default /v1/embeddings).
 The server is a subprocess (``openbert serve --num_threads=T``, T = this process's torch threads),
 the clients are threads here. Every phase is bounded by a request count and ``--max_seconds``.
-Prints texts/s, per-request p50 / p99 latency and the ratios (goals: N clients >= 0.8x offline,
->= 2x one client), and checks the server's vectors against the offline ones.
+Prints texts/s, per-request p50 / p99 latency, CPU time per text (of the server process for the
+served rows, of this process offline: steadier than wall time on a shared machine) and the ratios
+(goals: N clients >= 0.8x offline, >= 2x one client), and checks the server's vectors against the
+offline ones.
 
 Usage: ``python benchmarks/serve.py [--model minilm-l6] [--clients 32] [--requests 1024]``
 """
@@ -88,6 +90,14 @@ class Server:
             return conn.getresponse().status == 200
         except OSError:
             return False
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used (Linux /proc; None elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -179,34 +189,40 @@ def main() -> None:
           f"{args.threads} threads; model {args.model}; {len(texts)} texts, {k} per request, {args.route}")
 
     def run_offline():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         vectors = openbert.encode(texts, model, max_seq_length=512, batch_size=32)
-        return vectors, len(texts) / (time.perf_counter() - t0)
+        return vectors, len(texts) / (time.perf_counter() - t0), (time.process_time() - c0) / len(texts)
 
     openbert.encode(texts[:64], model, max_seq_length=512)  # load + warm up
-    offline, offline_rate = run_offline()
+    offline, offline_rate, offline_cpu = run_offline()
 
     server = Server(model, args.threads, args.server_flags.split())
     try:
         run_clients(server.port, args.route, batches[:2 * args.clients], args.clients, 60)  # warm up
+        c0 = server.cpu_seconds()
         s1, n1, lat1, _ = run_clients(server.port, args.route, single, 1, args.max_seconds)
+        c1 = server.cpu_seconds()
         sn, nn, latn, vecs = run_clients(server.port, args.route, batches, args.clients, args.max_seconds)
+        c2 = server.cpu_seconds()
     finally:
         server.stop()
-    offline_rate = max(offline_rate, run_offline()[1])  # the better of before and after the server ran
+    _, again_rate, again_cpu = run_offline()
+    offline_rate, offline_cpu = max(offline_rate, again_rate), min(offline_cpu, again_cpu)
+    cpu1 = None if c0 is None else (c1 - c0) / n1
+    cpun = None if c0 is None else (c2 - c1) / nn
     got = np.array([v for i in sorted(vecs) for v in vecs[i]])
     want = np.concatenate([offline[i * k:(i + 1) * k] for i in sorted(vecs)])
     diff = float(np.abs(got - want).max())
 
     one_rate, n_rate = n1 / s1, nn / sn
     ms = lambda xs, q: 1000 * float(np.percentile(xs, q))  # noqa: E731
-    rows = [("offline openbert.encode (batch 32)", offline_rate, None, None, len(texts)),
-            ("1 client at a time", one_rate, ms(lat1, 50), ms(lat1, 99), n1),
-            (f"{args.clients} concurrent clients", n_rate, ms(latn, 50), ms(latn, 99), nn)]
-    print("| how | texts/s | p50 ms | p99 ms | texts |\n|---|---|---|---|---|")
-    for name, rate, p50, p99, n in rows:
+    rows = [("offline openbert.encode (batch 32)", offline_rate, None, None, offline_cpu, len(texts)),
+            ("1 client at a time", one_rate, ms(lat1, 50), ms(lat1, 99), cpu1, n1),
+            (f"{args.clients} concurrent clients", n_rate, ms(latn, 50), ms(latn, 99), cpun, nn)]
+    print("| how | texts/s | p50 ms | p99 ms | CPU ms/text | texts |\n|---|---|---|---|---|---|")
+    for name, rate, p50, p99, cpu, n in rows:
         lat = f"{p50:.1f} | {p99:.1f}" if p50 is not None else "- | -"
-        print(f"| {name} | {rate:.1f} | {lat} | {n} |")
+        print(f"| {name} | {rate:.1f} | {lat} | {'-' if cpu is None else f'{1000 * cpu:.2f}'} | {n} |")
     print(f"{args.clients} clients / offline: {n_rate / offline_rate:.2f}x (goal >= 0.8); "
           f"/ one client: {n_rate / one_rate:.2f}x (goal >= 2); max |server - offline| {diff:.2e}")
 

@@ -49,6 +49,7 @@ from .pipelines import LoadedModel, Pipeline, Prepared, make_pipeline
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 32 << 20
+INLINE_BYTES = 4096  # requests up to this size are tokenized and post-processed on the event loop
 
 
 class RequestError(Exception):
@@ -259,20 +260,22 @@ class Server:
 
     async def _answer(self, request: Request, route: TaskRoute) -> Response:
         with self.batcher.arriving() as ticket:  # queued batches may wait for this request
-            body = await read_json(request)
+            body, size = await read_json(request)
+            small = size <= INLINE_BYTES  # tokenize / post-process on the loop: cheaper than a thread hop
             inputs, options = route.parse(body, self)
             if len(inputs) > self.max_client_batch_size:
                 raise RequestError(413, f"{len(inputs)} inputs in one request; at most "
                                         f"--max_client_batch_size={self.max_client_batch_size}")
             pipe = self.pipelines[route.task]
             try:
-                prepared = await run_in_threadpool(pipe.prepare, inputs, **options)
+                prepared = (pipe.prepare(inputs, **options) if small else
+                            await run_in_threadpool(pipe.prepare, inputs, **options))
             except SequenceTooLong as e:
                 raise RequestError(413, str(e)) from None
             except OpenBertError as e:
                 raise RequestError(422, str(e)) from None
             raw = await self.batcher.submit(route.task, prepared.features, prepared.lengths, ticket)
-        results = await run_in_threadpool(pipe.finish, prepared, raw)
+        results = pipe.finish(prepared, raw) if small else await run_in_threadpool(pipe.finish, prepared, raw)
         return JSONResponse(route.respond(body, results, prepared, self))
 
     # -- the app ------------------------------------------------------------------------------
@@ -308,8 +311,9 @@ def error_response(status: int, message: str, openai: bool = False, headers=None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def read_json(request: Request) -> dict:
-    """The request body as a JSON object (400 when it is not one, 413 when it is too large)."""
+async def read_json(request: Request) -> tuple[dict, int]:
+    """The request body as a JSON object, and its size in bytes (400 when it is not an object, 413
+    when it is too large)."""
     import json
 
     length = request.headers.get("content-length")
@@ -327,4 +331,4 @@ async def read_json(request: Request) -> dict:
         raise RequestError(400, f"the body is not valid JSON ({e}); send a JSON object") from None
     if not isinstance(body, dict):
         raise RequestError(400, f"the body must be a JSON object, got {type(body).__name__}")
-    return body
+    return body, size
