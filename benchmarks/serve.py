@@ -40,6 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+try:  # lighter clients (they share the machine with the server)
+    from orjson import dumps as _dumps, loads as _loads
+except ImportError:
+    def _dumps(obj) -> bytes:
+        return json.dumps(obj).encode()
+    _loads = json.loads
+
 import openbert
 from openbert.checkpoints.assets import model_path
 
@@ -111,8 +118,7 @@ class Server:
 
 
 def _body(route: str, texts: list[str]) -> bytes:
-    return json.dumps({"input": texts} if route == "/v1/embeddings" else
-                      {"inputs": texts, "normalize": False}).encode()
+    return _dumps({"input": texts} if route == "/v1/embeddings" else {"inputs": texts, "normalize": False})
 
 
 def _vectors(route: str, out) -> list:
@@ -142,7 +148,7 @@ def run_clients(port: int, route: str, batches: list[list[str]], clients: int, m
                 conn.request("POST", route, body=_body(route, batches[i]),
                              headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
-                out = json.loads(resp.read())
+                out = _loads(resp.read())
                 if resp.status != 200:
                     raise RuntimeError(f"{resp.status}: {out}")
                 dt = time.perf_counter() - t0

@@ -37,7 +37,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSONResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import OpenBertError
@@ -50,6 +51,21 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 32 << 20
 INLINE_BYTES = 4096  # requests up to this size are tokenized and post-processed on the event loop
+
+
+try:  # 20x faster than json for vectors of floats; part of the serve extra, optional here
+    import orjson
+except ImportError:  # pragma: no cover (the extra installs it)
+    orjson = None
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """Starlette's JSON response, rendered with orjson when it is installed."""
+
+    def render(self, content: Any) -> bytes:
+        if orjson is None:
+            return super().render(content)
+        return orjson.dumps(content)
 
 
 class RequestError(Exception):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -38,6 +39,7 @@ from ..errors import OpenBertError
 logger = logging.getLogger(__name__)
 
 TASKS = ("embed", "classify", "qa", "fill-mask", "ner")
+_TOKENIZER_LOCK = threading.Lock()  # the fast tokenizer's caches are shared by every call
 POOLINGS = ("mean", "cls")
 
 
@@ -254,10 +256,15 @@ class TextPipeline(Pipeline):
         return examples
 
     def text_features(self, inputs: list, truncate: bool) -> list:
+        """Features through the fast tokenizer even for one text (its tables, built on the first
+        call, then pay off; same tokens as the exact tokenizer); one call at a time, as its caches
+        are shared."""
         from ..tasks.features.extract import convert_examples
 
-        return list(convert_examples(self.text_examples(inputs), self.tokenizer, self.max_seq_length,
-                                     truncate=bool(truncate)))
+        examples = self.text_examples(inputs)
+        with _TOKENIZER_LOCK:
+            return list(convert_examples(examples, self.tokenizer, self.max_seq_length, truncate=bool(truncate),
+                                         fast_min=1))
 
 
 class EmbedPipeline(TextPipeline):
@@ -380,8 +387,9 @@ class QAPipeline(Pipeline):
                 raise OpenBertError(f"input {i + 1}: the context is empty")
             examples.append(SquadExample(qas_id=str(i), question_text=question, doc_tokens=doc_tokens))
             contexts.append(context)
-        features = convert_examples_to_features(examples, self.tokenizer, self.max_seq_length,
-                                                self.doc_stride, self.max_query_length, is_training=False)
+        with _TOKENIZER_LOCK:  # the SQuAD windows tokenize through the fast path too
+            features = convert_examples_to_features(examples, self.tokenizer, self.max_seq_length,
+                                                    self.doc_stride, self.max_query_length, is_training=False)
         return Prepared(features, inputs, opts, state=(examples, contexts))
 
     def forward(self, features: list, batch_size: int | None = None) -> list:

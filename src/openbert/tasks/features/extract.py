@@ -128,16 +128,18 @@ def convert_example(example: InputExample, tokenizer, max_seq_length: int,
 
 
 def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length: int,
-                     chunk: int = 2048, truncate: bool = True) -> Iterator[InputFeature]:
+                     chunk: int = 2048, truncate: bool = True,
+                     fast_min: int = FAST_TOKENIZER_MIN) -> Iterator[InputFeature]:
     """Stream features, tokenizing ``chunk`` examples at a time with the fast batch path
     (``tokenizer.tokenize_batch``, same tokens as ``tokenize``) when the tokenizer has one and the
-    block is large enough to repay building its tables. ``truncate``: see :func:`convert_example`."""
+    block has at least ``fast_min`` examples (enough to repay building its tables; a long-lived
+    caller that has built them passes 1). ``truncate``: see :func:`convert_example`."""
     if max_seq_length < 3:
         raise OpenBertError(f"max_seq_length {max_seq_length} is too short: [CLS] and [SEP] need 2, a pair 3")
     batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
     examples = iter(examples)
     while block := list(itertools.islice(examples, chunk)):
-        if batch_tokenize is None or len(block) < FAST_TOKENIZER_MIN:
+        if batch_tokenize is None or len(block) < fast_min:
             yield from (convert_example(e, tokenizer, max_seq_length, truncate=truncate) for e in block)
             continue
         pairs = [e for e in block if e.text_b]
