@@ -1,7 +1,8 @@
 """Contextual features from BERT: the original extract_features.py and ``encode``.
 
-Reading: one example a line, ``A ||| B`` for a pair (SPEC.md section 7). Features: ``[CLS] A [SEP]``
-or ``[CLS] A [SEP] B [SEP]``, truncated as the original (longer side first), no padding.
+Reading: one example a line, ``A ||| B`` for a pair (docs/faithfulness.md, "Feature extraction").
+Features: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, truncated as the original (longer side
+first), no padding.
 
 Computing: lines are read in windows; inside a window they run in length-sorted batches (so almost
 no padding is computed: :class:`~openbert.model.bert.BertModel` skips padded rows in its dense layers)

@@ -1,6 +1,7 @@
 """Pre-training data: the original create_pretraining_data algorithm, and batches for training.
 
-Text in, instances out (SPEC.md section 4): one sentence per line, blank lines between documents.
+Text in, instances out (docs/faithfulness.md, "Pre-training data"): one sentence per line, blank
+lines between documents.
 For the same text, vocabulary, flags and seed the instances are IDENTICAL to those of Google's
 create_pretraining_data.py: every ``random.Random`` draw is made in the same order with the same
 arguments (``shuffle``, ``randint`` and ``_randbelow`` are inlined here as exact equivalents, which
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PretrainingDataConfig:
-    """The original flags and defaults (SPEC.md section 4)."""
+    """The original flags and defaults (docs/faithfulness.md, "Pre-training data")."""
 
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
