@@ -6,26 +6,26 @@ import pytest
 from openbert.config import BertConfig
 from openbert.errors import OpenBertError
 from openbert.model.bert import BertForQuestionAnswering
-from openbert.tasks import common as finetuning
+from openbert.tasks import common
 
 
 def test_num_train_steps_as_original():
-    assert finetuning.num_train_steps(3668, 32, 3.0) == int(3668 / 32 * 3.0) == 343
-    assert finetuning.num_train_steps(10, 32, 1.0) == 1
+    assert common.num_train_steps(3668, 32, 3.0) == int(3668 / 32 * 3.0) == 343
+    assert common.num_train_steps(10, 32, 1.0) == 1
     assert math.isclose(int(343 * 0.1), 34)
 
 
 def test_max_seq_length_must_fit_the_position_table():
     cfg = BertConfig(vocab_size=10, max_position_embeddings=128)
-    finetuning.check_max_seq_length(128, cfg, "m")
+    common.check_max_seq_length(128, cfg, "m")
     with pytest.raises(OpenBertError, match="only trained up to sequence length 128"):
-        finetuning.check_max_seq_length(129, cfg, "m")
+        common.check_max_seq_length(129, cfg, "m")
     with pytest.raises(OpenBertError, match="at least 3"):
-        finetuning.check_max_seq_length(2, cfg, "m")
+        common.check_max_seq_length(2, cfg, "m")
 
 
 def _source(**kw):
-    return finetuning.resolve_model_source(**{"max_seq_length": 16, **kw})
+    return common.resolve_model_source(**{"max_seq_length": 16, **kw})
 
 
 def _model_dir(tmp_path):
@@ -64,27 +64,27 @@ def test_model_source_errors(tmp_path):
 def test_build_model_from_scratch_or_checkpoint(tmp_path, caplog):
     model_dir = _model_dir(tmp_path)
     cfg = BertConfig.from_json_file(model_dir / "bert_config.json")
-    loaded = finetuning.build_model(BertForQuestionAnswering, str(model_dir), cfg)
-    fresh = finetuning.build_model(BertForQuestionAnswering, None, cfg)
+    loaded = common.build_model(BertForQuestionAnswering, str(model_dir), cfg)
+    fresh = common.build_model(BertForQuestionAnswering, None, cfg)
     assert "random weights" in caplog.text
     assert type(loaded) is type(fresh) is BertForQuestionAnswering
 
 
 def test_truncate_seq_pair_longer_first_ties_b():
     a, b = list("abcdef"), list("xyz")
-    finetuning.truncate_seq_pair(a, b, 6)
+    common.truncate_seq_pair(a, b, 6)
     assert (a, b) == (list("abc"), list("xyz"))
     a, b = list("abcd"), list("wxyz")
-    finetuning.truncate_seq_pair(a, b, 5)
+    common.truncate_seq_pair(a, b, 5)
     assert (a, b) == (list("abc"), list("wx"))
 
 
 def test_pack_pair_is_the_original_layout():
-    seq, seg = finetuning.pack_pair(list("abcde"), list("xyz"), 7, "C", "S")
+    seq, seg = common.pack_pair(list("abcde"), list("xyz"), 7, "C", "S")
     assert seq == ["C", "a", "b", "S", "x", "y", "S"] and seg == [0, 0, 0, 0, 1, 1, 1]
-    seq, seg = finetuning.pack_pair(list("abcde"), None, 5, 101, 102)
+    seq, seg = common.pack_pair(list("abcde"), None, 5, 101, 102)
     assert seq == [101, "a", "b", "c", 102] and seg == [0] * 5
-    seq, seg = finetuning.pack_pair([7], [], 8, 1, 2)  # an empty B is still a pair
+    seq, seg = common.pack_pair([7], [], 8, 1, 2)  # an empty B is still a pair
     assert seq == [1, 7, 2, 2] and seg == [0, 0, 0, 1]
 
 
@@ -92,9 +92,9 @@ def test_pad_and_encoder_inputs():
     import numpy as np
     import torch
 
-    assert finetuning.pad([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
-    assert finetuning.pad([[0.5]], 2, np.float32).dtype == torch.float32
-    batch = finetuning.encoder_inputs([[5, 6, 7], [8]], [[0, 0, 1], [0]], length=4)
+    assert common.pad([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert common.pad([[0.5]], 2, np.float32).dtype == torch.float32
+    batch = common.encoder_inputs([[5, 6, 7], [8]], [[0, 0, 1], [0]], length=4)
     assert batch["input_ids"].tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
     assert batch["input_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     assert batch["segment_ids"].tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]
