@@ -42,7 +42,7 @@ import torch
 
 from openbert.checkpoints import assets
 from openbert.checkpoints.pretrained import load_config
-from openbert.tasks import common as finetuning
+from openbert.tasks import common
 from openbert.tasks.classification import pipeline as classifier
 from openbert.tasks.classification.data import collate, convert_examples_to_features, get_processor
 from openbert.tokenization.wordpiece import FullTokenizer
@@ -198,7 +198,7 @@ def main():
         return 0
 
     # ---- accuracy: one full run each --------------------------------------------------------
-    steps = finetuning.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
+    steps = common.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
     majority = max(np.mean([f.label_id == k for f in test_f]) for k in (0, 1))
     print(f"full fine-tuning: {steps} steps, lr {a.learning_rate:g}, openbert optimizer {a.optimizer}; "
           f"majority baseline {100 * majority:.1f}%",

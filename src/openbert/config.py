@@ -34,7 +34,7 @@ _HF_ONLY = {"architectures", "model_type", "transformers_version", "layer_norm_e
 
 @dataclass
 class BertConfig:
-    """Hyper-parameters of a BERT encoder (SPEC.md section 1)."""
+    """Hyper-parameters of a BERT encoder (docs/faithfulness.md, "Model")."""
 
     vocab_size: int
     hidden_size: int = 768

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from openbert.checkpoints.tf_bundle import (TFCheckpointReader, encode_index, masked_crc32c,
-                                            read_checkpoint_state, read_index,
-                                            write_checkpoint_state, write_tf_checkpoint)
+from openbert.checkpoints.tf_bundle import (TFCheckpointReader, encode_index, read_checkpoint_state,
+                                            read_index, write_checkpoint_state, write_tf_checkpoint)
 from openbert.errors import OpenBertError
 
 
@@ -26,10 +25,6 @@ def copy_of_tiny(tiny_tf, tmp_path):
         shutil.copy(f, tmp_path / f.name)
         (tmp_path / f.name).chmod(0o644)
     return tmp_path
-
-
-def test_masked_crc32c_of_empty_is_the_mask_delta():
-    assert masked_crc32c(b"") == 0xA282EAD8
 
 
 def test_tiny_tf_every_tensor_equals_tensorflow_values(tiny_tf):

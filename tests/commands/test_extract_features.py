@@ -83,7 +83,7 @@ def test_array_output_matches_jsonl(tiny_ckpt, tmp_path, fmt):
     ("ok\nfirst ||| second ||| third\n", [], "line 2: 2 '|||' separators"),
     ("ok\n", ["--layers=-1,-6"], "layer index -6 is out of range for a model with 5 encoder layers"),
     ("ok\n", ["--layers=-1", "--pooling=mean"], "--pooling needs array output"),
-    ("ok\n", ["--max_seq_length=129"], "longer than the model's max_position_embeddings"),
+    ("ok\n", ["--max_seq_length=129"], "only trained up to sequence length 128"),
     ("ok\n", ["--do_lower_case=false", "--init_checkpoint=google/uncased_L-12_H-768_A-12/bert_model.ckpt"],
      "does not match --init_checkpoint"),
 ])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from openbert.cli import main
-from openbert.commands.pretrain import evaluate
+from openbert.tasks.pretraining.pipeline import evaluate
 from openbert.model.bert import BertForPreTraining
 from openbert.tasks.pretraining import data as P
 

@@ -11,12 +11,6 @@ from openbert.errors import OpenBertError
 from openbert.io import tfrecord as T
 
 
-def test_masked_crc32c_known_value():
-    # CRC32C("123456789") = 0xE3069283; TFRecord masks it: rotate right 15, add 0xa282ead8
-    crc = 0xE3069283
-    assert T.masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def test_reads_records_written_by_tensorflow(shared_data):
     path = shared_data / "tfrecord" / "pretraining_tiny.tfrecord"
     rows = json.loads((shared_data / "tfrecord" / "pretraining_tiny.json").read_text())

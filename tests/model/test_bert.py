@@ -1,5 +1,5 @@
-"""modeling: shapes after the original modeling_test, numerics of SPEC.md section 1, the unpadded
-path, every head's outputs and losses, parity with HF transformers on the same weights."""
+"""model.bert: shapes after the original modeling_test, the numerics of docs/faithfulness.md
+("Model"), the unpadded path, every head's outputs and losses, parity with HF transformers on the same weights."""
 from __future__ import annotations
 
 import math
@@ -41,7 +41,7 @@ def test_output_shapes_of_the_original_modeling_test(tiny_config):
 
 
 def _reference_forward(model: BertModel, ids, mask, segs):
-    """SPEC.md section 1 written out with plain ops and the fully padded layout."""
+    """docs/faithfulness.md, "Model" written out with plain ops and the fully padded layout."""
     c = model.config
     e = model.embeddings
     x = e.word_embeddings.weight[ids] + e.token_type_embeddings.weight[segs] + \

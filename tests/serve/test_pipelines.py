@@ -64,7 +64,7 @@ def test_truncation_and_options(embed):
         embed(["x"], normalize="yes")
     with pytest.raises(OpenBertError, match="input 2: expected a string"):
         embed(["x", 3])
-    with pytest.raises(OpenBertError, match="longer than the model's max_position_embeddings"):
+    with pytest.raises(OpenBertError, match="only trained up to sequence length 64"):
         openbert.pipeline("embed", model=embed.loaded.path, max_seq_length=65)
 
 

@@ -1,5 +1,4 @@
-"""What the fine-tuning commands share: step count, model source, tokenizer, head building."""
-import argparse
+"""What every task shares: step count, model source, tokenizer, head building, pair layout, padding."""
 import math
 
 import pytest
@@ -7,29 +6,26 @@ import pytest
 from openbert.config import BertConfig
 from openbert.errors import OpenBertError
 from openbert.model.bert import BertForQuestionAnswering
-from openbert.tasks import common as finetuning
+from openbert.tasks import common
 
 
 def test_num_train_steps_as_original():
-    assert finetuning.num_train_steps(3668, 32, 3.0) == int(3668 / 32 * 3.0) == 343
-    assert finetuning.num_train_steps(10, 32, 1.0) == 1
+    assert common.num_train_steps(3668, 32, 3.0) == int(3668 / 32 * 3.0) == 343
+    assert common.num_train_steps(10, 32, 1.0) == 1
     assert math.isclose(int(343 * 0.1), 34)
 
 
 def test_max_seq_length_must_fit_the_position_table():
     cfg = BertConfig(vocab_size=10, max_position_embeddings=128)
-    finetuning.check_max_seq_length(128, cfg, "m")
+    common.check_max_seq_length(128, cfg, "m")
     with pytest.raises(OpenBertError, match="only trained up to sequence length 128"):
-        finetuning.check_max_seq_length(129, cfg, "m")
+        common.check_max_seq_length(129, cfg, "m")
     with pytest.raises(OpenBertError, match="at least 3"):
-        finetuning.check_max_seq_length(2, cfg, "m")
+        common.check_max_seq_length(2, cfg, "m")
 
 
-def _args(tmp_path, **kw):
-    d = dict(do_train=True, output_dir=str(tmp_path / "out"), init_checkpoint=None, bert_config_file=None,
-             vocab_file=None, do_lower_case=True, max_seq_length=16)
-    d.update(kw)
-    return argparse.Namespace(**d)
+def _source(**kw):
+    return common.resolve_model_source(**{"max_seq_length": 16, **kw})
 
 
 def _model_dir(tmp_path):
@@ -44,33 +40,62 @@ def _model_dir(tmp_path):
 
 def test_model_source_finds_vocab_and_config_beside_the_checkpoint(tmp_path):
     model_dir = _model_dir(tmp_path)
-    src = finetuning.resolve_model_source(_args(tmp_path, init_checkpoint=str(model_dir)))
+    src = _source(init_checkpoint=str(model_dir))
     assert src.path == str(model_dir) and src.config.vocab_size == 8
     assert src.tokenizer.tokenize("The cat sat.") == ["the", "cat", "sat", "."]
 
 
 def test_predict_without_training_uses_the_fine_tuned_output_dir(tmp_path):
     model_dir = _model_dir(tmp_path)
-    src = finetuning.resolve_model_source(_args(tmp_path, do_train=False, output_dir=str(model_dir),
-                                                init_checkpoint="/elsewhere/bert_model.ckpt"))
+    src = _source(saved_model_dir=str(model_dir), init_checkpoint="/elsewhere/bert_model.ckpt")
     assert src.path == str(model_dir)
 
 
 def test_model_source_errors(tmp_path):
     with pytest.raises(OpenBertError, match="--init_checkpoint .* or at least --bert_config_file"):
-        finetuning.resolve_model_source(_args(tmp_path))
+        _source()
     model_dir = _model_dir(tmp_path)
     with pytest.raises(OpenBertError, match="does not exist"):
-        finetuning.resolve_model_source(_args(tmp_path, init_checkpoint=str(model_dir),
-                                              vocab_file=str(tmp_path / "missing.txt")))
+        _source(init_checkpoint=str(model_dir), vocab_file=str(tmp_path / "missing.txt"))
     with pytest.raises(OpenBertError, match="only trained up to"):
-        finetuning.resolve_model_source(_args(tmp_path, init_checkpoint=str(model_dir), max_seq_length=64))
+        _source(init_checkpoint=str(model_dir), max_seq_length=64)
 
 
 def test_build_model_from_scratch_or_checkpoint(tmp_path, caplog):
     model_dir = _model_dir(tmp_path)
     cfg = BertConfig.from_json_file(model_dir / "bert_config.json")
-    loaded = finetuning.build_model(BertForQuestionAnswering, str(model_dir), cfg)
-    fresh = finetuning.build_model(BertForQuestionAnswering, None, cfg)
+    loaded = common.build_model(BertForQuestionAnswering, str(model_dir), cfg)
+    fresh = common.build_model(BertForQuestionAnswering, None, cfg)
     assert "random weights" in caplog.text
     assert type(loaded) is type(fresh) is BertForQuestionAnswering
+
+
+def test_truncate_seq_pair_longer_first_ties_b():
+    a, b = list("abcdef"), list("xyz")
+    common.truncate_seq_pair(a, b, 6)
+    assert (a, b) == (list("abc"), list("xyz"))
+    a, b = list("abcd"), list("wxyz")
+    common.truncate_seq_pair(a, b, 5)
+    assert (a, b) == (list("abc"), list("wx"))
+
+
+def test_pack_pair_is_the_original_layout():
+    seq, seg = common.pack_pair(list("abcde"), list("xyz"), 7, "C", "S")
+    assert seq == ["C", "a", "b", "S", "x", "y", "S"] and seg == [0, 0, 0, 0, 1, 1, 1]
+    seq, seg = common.pack_pair(list("abcde"), None, 5, 101, 102)
+    assert seq == [101, "a", "b", "c", 102] and seg == [0] * 5
+    seq, seg = common.pack_pair([7], [], 8, 1, 2)  # an empty B is still a pair
+    assert seq == [1, 7, 2, 2] and seg == [0, 0, 0, 1]
+
+
+def test_pad_and_encoder_inputs():
+    import numpy as np
+    import torch
+
+    assert common.pad([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert common.pad([[0.5]], 2, np.float32).dtype == torch.float32
+    batch = common.encoder_inputs([[5, 6, 7], [8]], [[0, 0, 1], [0]], length=4)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
+    assert batch["input_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
+    assert batch["segment_ids"].tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]
+    assert all(t.dtype == torch.long for t in batch.values())

@@ -1,4 +1,5 @@
-"""The exact tokenizer: SPEC.md section 2 reference cases, every code path, bad input."""
+"""The exact tokenizer: the reference cases of docs/faithfulness.md ("Tokenizer"), every code path,
+bad input."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ from openbert.tokenization import wordpiece as tokenization
 from openbert.tokenization.wordpiece import (BasicTokenizer, FullTokenizer, WordpieceTokenizer,
                                              load_vocab, validate_case_matches_checkpoint)
 
-SPEC_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]
+REFERENCE_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]
 
 
 @pytest.fixture
@@ -22,9 +23,9 @@ def vocab_file(tmp_path):
     return make
 
 
-# -- SPEC.md reference cases --------------------------------------------------------------------
+# -- reference cases (docs/faithfulness.md) ----------------------------------------------------
 def test_full_tokenizer_spec_case(vocab_file):
-    tok = FullTokenizer(vocab_file(SPEC_VOCAB), do_lower_case=True)
+    tok = FullTokenizer(vocab_file(REFERENCE_VOCAB), do_lower_case=True)
     tokens = tok.tokenize("UNwant\u00E9d,running")
     assert tokens == ["un", "##want", "##ed", ",", "runn", "##ing"]
     assert tok.convert_tokens_to_ids(tokens) == [7, 4, 5, 10, 8, 9]
@@ -52,7 +53,7 @@ def test_chinese_characters_are_spaced_out():
 
 
 def test_unknown_word_without_comma_in_vocab(vocab_file):
-    tok = FullTokenizer(vocab_file([t for t in SPEC_VOCAB if t != ","]))
+    tok = FullTokenizer(vocab_file([t for t in REFERENCE_VOCAB if t != ","]))
     assert tok.tokenize("unwantedX running") == ["[UNK]", "runn", "##ing"]
 
 
@@ -97,7 +98,7 @@ def test_input_may_be_bytes_with_invalid_utf8():
 
 # -- WordpieceTokenizer -------------------------------------------------------------------------
 def test_wordpiece_paths():
-    vocab = {t: i for i, t in enumerate(SPEC_VOCAB)}
+    vocab = {t: i for i, t in enumerate(REFERENCE_VOCAB)}
     wp = WordpieceTokenizer(vocab=vocab)
     assert wp.tokenize("") == []
     assert wp.tokenize("unwanted running") == ["un", "##want", "##ed", "runn", "##ing"]
@@ -153,7 +154,7 @@ def test_non_utf8_vocab_is_an_error(tmp_path):
 
 
 def test_unknown_token_raises_key_error_naming_it(vocab_file):
-    tok = FullTokenizer(vocab_file(SPEC_VOCAB))
+    tok = FullTokenizer(vocab_file(REFERENCE_VOCAB))
     with pytest.raises(KeyError, match="token 'nope' is not in the vocabulary"):
         tok.convert_tokens_to_ids(["want", "nope"])
     with pytest.raises(KeyError, match="id 99"):
@@ -217,7 +218,7 @@ def _stdin_from(monkeypatch, data: bytes):
 def test_tokenize_command(vocab_file, monkeypatch, capsys):
     from openbert import cli
 
-    path = vocab_file(SPEC_VOCAB)
+    path = vocab_file(REFERENCE_VOCAB)
     text = "UNwant\u00e9d,running\n\nrunning \xff\n".encode("utf-8") + b"un\xffwant"  # no final newline
     _stdin_from(monkeypatch, text)
     assert cli.main(["tokenize", f"--vocab_file={path}"]) == 0
@@ -233,7 +234,7 @@ def test_tokenize_command_errors(vocab_file, monkeypatch, capsys, tmp_path):
     _stdin_from(monkeypatch, b"x\n")
     assert cli.main(["tokenize", f"--vocab_file={tmp_path}/missing.txt"]) == 2
     assert "not found" in capsys.readouterr().err
-    assert cli.main(["tokenize", f"--vocab_file={vocab_file(SPEC_VOCAB)}", "--do_lower_case=false",
+    assert cli.main(["tokenize", f"--vocab_file={vocab_file(REFERENCE_VOCAB)}", "--do_lower_case=false",
                      "--init_checkpoint=/m/uncased_L-12_H-768_A-12/bert_model.ckpt"]) == 2
     assert "pass --do_lower_case=true" in capsys.readouterr().err
 

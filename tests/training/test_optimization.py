@@ -1,4 +1,5 @@
-"""BERT's optimizer, LAMB, the schedule and clipping against SPEC.md section 3 and plain formulas."""
+"""BERT's optimizer, LAMB, the schedule and clipping against
+docs/faithfulness.md ("Optimizer") and plain formulas."""
 from __future__ import annotations
 
 import math
@@ -14,7 +15,8 @@ from openbert.training.optimization import (LAMB, AdamWeightDecay, WarmupLinearD
 
 
 def test_spec_reference_100_steps():
-    """SPEC.md: w0=[0.1,-0.2,-0.1], x=[0.4,0.2,-0.5], loss=mean((x-w)^2), lr=0.2, wd=0, 100 steps."""
+    """docs/faithfulness.md: w0=[0.1,-0.2,-0.1], x=[0.4,0.2,-0.5], loss=mean((x-w)^2), lr=0.2,
+    wd=0, 100 steps."""
     w = nn.Parameter(torch.tensor([0.1, -0.2, -0.1]))
     x = torch.tensor([0.4, 0.2, -0.5])
     opt = AdamWeightDecay([w], lr=0.2, weight_decay=0.0)
@@ -52,7 +54,7 @@ def test_weight_decay_exclusion_by_name():
 
 
 def _reference_adam_weight_decay(named, grads_per_step, lr, wd, b1=0.9, b2=0.999, eps=1e-6):
-    """The original apply_gradients, one tensor at a time, written from SPEC.md."""
+    """The original apply_gradients, one tensor at a time, written from docs/faithfulness.md."""
     params = {n: p.detach().clone() for n, p in named}
     m = {n: torch.zeros_like(p) for n, p in params.items()}
     v = {n: torch.zeros_like(p) for n, p in params.items()}

@@ -211,27 +211,6 @@ def test_predict_yields_indices_and_restores_mode():
         torch.testing.assert_close(got[i], want, atol=1e-5, rtol=1e-5)
 
 
-def test_from_args_and_overrides():
-    import argparse
-
-    from openbert.commands.flags import add_training_flags
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--output_dir")
-    p.add_argument("--train_batch_size", type=int, default=32)
-    p.add_argument("--learning_rate", type=float, default=5e-5)
-    add_training_flags(p)
-    ns = p.parse_args(["--output_dir=o", "--precision=bf16", "--gradient_checkpointing",
-                       "--gradient_accumulation_steps=4", "--resume=true"])
-    args = TrainingArguments.from_args(ns, num_train_steps=100, num_warmup_steps=10)
-    assert (args.precision, args.gradient_checkpointing, args.gradient_accumulation_steps) == ("bf16", True, 4)
-    assert (args.resume, args.train_batch_size, args.num_train_steps) == (True, 32, 100)
-    with pytest.raises(TypeError, match="unknown TrainingArguments fields"):
-        TrainingArguments.from_args(ns, num_epochs=3)
-    with pytest.raises(OpenBertError, match="--output_dir is required"):
-        TrainingArguments.from_args(p.parse_args([]), num_train_steps=1)
-
-
 @pytest.mark.parametrize("kw,match", [
     (dict(gradient_accumulation_steps=0), "--gradient_accumulation_steps=0 must be >= 1"),
     (dict(precision="fp8"), "--precision=fp8 is unknown"),

@@ -21,6 +21,11 @@ _BASE_PARTS = ("embeddings.", "encoder.", "pooler.")
 IGNORED = re.compile(r"(^|\.)position_ids$|^cls\.predictions\.decoder\.(weight|bias)$")
 TIED_DECODER = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 
+# Head layers the original stores as ``output_weights`` [out, in] (not transposed) and
+# ``output_bias``: torch module -> TF scope (the classifier has none).
+OUTPUT_LAYERS = (("cls.seq_relationship", "cls/seq_relationship/"), ("qa_outputs", "cls/squad/"),
+                 ("classifier", ""))
+
 # (canonical torch name, TF name, transpose). "{p}" stands for a path: dots in torch, slashes in
 # TF, "layer.N" <-> "layer_N". The first matching rule wins, in either direction.
 NAME_RULES: tuple[tuple[str, str, bool], ...] = (
@@ -28,12 +33,8 @@ NAME_RULES: tuple[tuple[str, str, bool], ...] = (
     ("{p}.LayerNorm.weight", "{p}/LayerNorm/gamma", False),
     ("{p}.LayerNorm.bias", "{p}/LayerNorm/beta", False),
     ("cls.predictions.bias", "cls/predictions/output_bias", False),
-    ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", False),
-    ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", False),
-    ("qa_outputs.weight", "cls/squad/output_weights", False),
-    ("qa_outputs.bias", "cls/squad/output_bias", False),
-    ("classifier.weight", "output_weights", False),
-    ("classifier.bias", "output_bias", False),
+    *((f"{module}.{leaf}", f"{scope}output_{tf_leaf}", False) for module, scope in OUTPUT_LAYERS
+      for leaf, tf_leaf in (("weight", "weights"), ("bias", "bias"))),
     ("{p}.weight", "{p}/kernel", True),
     ("{p}.bias", "{p}/bias", False),
 )

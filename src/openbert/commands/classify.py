@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 from ..errors import OpenBertError
-from ..tasks.classification import pipeline as classifier
-from ..tasks.classification.data import (PROCESSORS, canonical_task_name,
-                                         convert_examples_to_features, get_processor)
-from ..tasks.common import num_train_steps, resolve_model_source
-from ..training.trainer import TrainingArguments, is_main_process
-from .flags import add_bool, add_fine_tuning_schedule_flags, add_training_flags
+from ..tasks import common
+from ..tasks.classification import pipeline
+from ..tasks.classification.data import PROCESSORS, canonical_task_name
+from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_training_flags,
+                    model_source, run_options, training_arguments)
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +26,9 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run_classifier flags")
     g.add_argument("--data_dir", help="the input data dir: the task's .tsv (or other) files")
-    g.add_argument("--bert_config_file", help="bert_config.json / config.json (default: beside "
-                                              "--init_checkpoint)")
     g.add_argument("--task_name", required=True, help=f"one of: {', '.join(PROCESSORS)}")
-    g.add_argument("--vocab_file", help="vocab.txt (default: beside --init_checkpoint)")
     g.add_argument("--output_dir", required=True, help="where the model, checkpoints and results go")
-    g.add_argument("--init_checkpoint", help="TF checkpoint (prefix or folder), HF folder or openbert folder")
-    add_bool(g, "do_lower_case", True, "lower-case the input (true for uncased models)")
-    g.add_argument("--max_seq_length", type=int, default=128,
-                   help="maximum total length after WordPiece; longer pairs are trimmed")
+    add_model_source_flags(g, 128, "maximum total length after WordPiece; longer pairs are trimmed")
     add_bool(g, "do_train", False, "run training")
     add_bool(g, "do_eval", False, "run eval on the dev set")
     add_bool(g, "do_predict", False, "run prediction on the test set")
@@ -61,18 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_flags(parser)
 
 
-def _processor(args, labels_from_model):
-    task = canonical_task_name(args.task_name)
-    if task == "custom":
-        files = {s: [getattr(args, f"{s}_file") or f"{s}.tsv"] for s in ("train", "dev", "test")}
-        labels = args.labels.split(",") if args.labels else labels_from_model
-        return get_processor("custom", files=files, text_a=args.text_a_column, text_b=args.text_b_column,
-                             label=args.label_column, labels=labels, is_regression=args.regression)
-    if task == "xnli":
-        return get_processor("xnli", language=args.xnli_language)
-    return get_processor(args.task_name)
-
-
 def _check_args(args) -> None:
     if not (args.do_train or args.do_eval or args.do_predict):
         raise OpenBertError("at least one of --do_train, --do_eval or --do_predict must be true")
@@ -87,48 +67,17 @@ def _check_args(args) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    output_dir = args.output_dir
-    source = resolve_model_source(args)
-    config, tokenizer = source.config, source.tokenizer
-
-    processor = _processor(args, None if args.do_train else classifier.label_names(config))
-    train_examples = processor.get_train_examples(args.data_dir)[:args.max_train_examples] if args.do_train else None
-    label_list = processor.get_labels()
-
-    def features(examples):
-        return convert_examples_to_features(examples, label_list, args.max_seq_length, tokenizer)
-
-    model = None
-    global_step = 0 if args.do_train else classifier.last_global_step(output_dir)
-    if args.do_train:
-        steps = num_train_steps(len(train_examples), args.train_batch_size, args.num_train_epochs)
-        train_args = TrainingArguments.from_args(args, num_train_steps=steps,
-                                                 num_warmup_steps=int(steps * args.warmup_proportion))
-        logger.info("***** Running training *****  %d examples, batch size %d, %d steps",
-                    len(train_examples), args.train_batch_size, steps)
-        model = classifier.build_model(args.init_checkpoint, config, processor.num_labels)
-        result = classifier.train(model, features(train_examples), train_args)
-        global_step = result.global_step
-        if not is_main_process():  # under torchrun, rank 0 alone saves, evaluates and predicts
-            return 0
-        classifier.save(model, output_dir, label_list, source.vocab_file)
-    if model is None:
-        model = classifier.build_model(source.path, config, processor.num_labels)
-    os.makedirs(output_dir, exist_ok=True)
-    run_opts = dict(device=args.device, precision=args.precision, progress=args.progress)
-    if args.do_eval:
-        eval_examples = processor.get_dev_examples(args.data_dir)[:args.max_eval_examples]
-        logger.info("***** Running evaluation *****  %d examples, batch size %d",
-                    len(eval_examples), args.eval_batch_size)
-        result = classifier.evaluate(model, features(eval_examples), args.eval_batch_size, processor.metrics,
-                                     global_step, **run_opts)
-        classifier.write_eval_results(os.path.join(output_dir, "eval_results.txt"), result)
-        for key in sorted(result):
-            print(f"{key} = {result[key]}")
-    if args.do_predict:
-        test_examples = processor.get_test_examples(args.data_dir)
-        logger.info("***** Running prediction *****  %d examples, batch size %d",
-                    len(test_examples), args.predict_batch_size)
-        probs = classifier.probabilities(model, features(test_examples), args.predict_batch_size, **run_opts)
-        classifier.write_test_results(os.path.join(output_dir, "test_results.tsv"), probs)
+    source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir)
+    custom = pipeline.CustomColumns(
+        *(getattr(args, f"{s}_file") or f"{s}.tsv" for s in ("train", "dev", "test")),
+        text_a=args.text_a_column, text_b=args.text_b_column, label=args.label_column,
+        labels=args.labels.split(",") if args.labels else None, is_regression=args.regression)
+    processor = pipeline.processor_for(args.task_name, None if args.do_train else
+                                       pipeline.label_names(source.config), args.xnli_language, custom)
+    task = pipeline.ClassificationTask(processor, args.data_dir, source.tokenizer, args.max_seq_length,
+                                       args.output_dir, args.eval_batch_size, args.predict_batch_size,
+                                       args.max_train_examples, args.max_eval_examples, run_options(args))
+    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
+                if args.do_train else None)
+    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
     return 0

@@ -13,12 +13,13 @@ import time
 import numpy as np
 
 from ..errors import OpenBertError
-from ..tasks.features.extract import (POOLINGS, convert_examples, count_lines, extract,
-                                      load_encoder, parse_layers, read_examples)
+from ..model.bert import BertModel
+from ..tasks.features.extract import (POOLINGS, convert_examples, count_lines, extract, parse_layers,
+                                      read_examples)
 from ..tasks.features.writers import (OUTPUT_FORMATS, check_output_path, open_writer,
                                       output_format_for)
 from ..training.trainer import PRECISIONS, resolve_device
-from .flags import add_bool
+from .flags import add_bool, add_model_source_flags, model_source
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input_file", required=True, help="one example a line; 'A ||| B' for pairs")
     parser.add_argument("--output_file", required=True)
     parser.add_argument("--layers", default="-1,-2,-3,-4", help="layer indexes, -1 = last encoder layer")
-    parser.add_argument("--bert_config_file", default=None,
-                        help="bert_config.json / config.json (default: the one beside --init_checkpoint)")
-    parser.add_argument("--max_seq_length", type=int, default=128,
-                        help="longer inputs are truncated (pairs: the longer side first)")
-    parser.add_argument("--init_checkpoint", required=True,
-                        help="TF prefix (.../bert_model.ckpt), TF folder, HF or openbert folder")
-    parser.add_argument("--vocab_file", default=None, help="default: vocab.txt beside --init_checkpoint")
-    add_bool(parser, "do_lower_case", True, "lower-case the input (true for uncased models)")
+    add_model_source_flags(parser, 128, "longer inputs are truncated (pairs: the longer side first)",
+                           init_checkpoint_required=True)
     parser.add_argument("--batch_size", type=int, default=32, help="sequences per batch")
     for name in ("use_tpu", "use_one_hot_embeddings"):  # accepted so original command lines run
         add_bool(parser, name, False, "accepted for compatibility with the original; no effect")
@@ -62,14 +57,11 @@ def run(args) -> int:
         raise OpenBertError(f"--input_file {args.input_file} not found (or not a file)")
     total = count_lines(args.input_file)
     device = resolve_device(args.device)
-    model, tokenizer = load_encoder(args.init_checkpoint, args.bert_config_file, args.vocab_file,
-                                    args.do_lower_case)
-    config = model.config
+    source = model_source(args)
+    config = source.config
     layers = parse_layers(args.layers, config.num_hidden_layers)
-    if args.max_seq_length > config.max_position_embeddings:
-        raise OpenBertError(f"--max_seq_length={args.max_seq_length} is longer than the model's "
-                            f"max_position_embeddings ({config.max_position_embeddings}); lower it")
-    features = convert_examples(read_examples(args.input_file), tokenizer, args.max_seq_length)
+    model = BertModel.from_pretrained(source.path, config=config)
+    features = convert_examples(read_examples(args.input_file), source.tokenizer, args.max_seq_length)
     start, lines, tokens = time.perf_counter(), 0, 0
     with tqdm(total=total, disable=not args.progress, desc="extract-features", unit="line",
               dynamic_ncols=True) as bar, \

@@ -12,25 +12,20 @@ import os
 
 from ..errors import OpenBertError
 from ..io.fileio import atomic_open
-from ..tasks.features.extract import load_tokenizer
+from ..tasks.common import check_max_seq_length, default_max_seq_length
 from ..tasks.features.fill_mask import fill_mask, load_mlm
 from ..tasks.features.writers import check_output_path
 from ..training.trainer import PRECISIONS
-from .flags import add_bool
+from .flags import add_model_source_flags, model_source
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("texts", nargs="*", help="texts with [MASK] where words should be predicted")
     parser.add_argument("--input_file", default=None, help="one text a line instead of arguments")
     parser.add_argument("--output_file", default=None, help="write JSON lines here instead of printing")
-    parser.add_argument("--init_checkpoint", required=True,
-                        help="a checkpoint with the masked-LM head (TF prefix / folder, HF or openbert folder)")
-    parser.add_argument("--bert_config_file", default=None, help="default: the one beside --init_checkpoint")
-    parser.add_argument("--vocab_file", default=None, help="default: vocab.txt beside --init_checkpoint")
-    add_bool(parser, "do_lower_case", True, "lower-case the input (true for uncased models)")
+    add_model_source_flags(parser, None, "default 128, or the model's max_position_embeddings if smaller",
+                           init_checkpoint_required=True)
     parser.add_argument("--top_k", type=int, default=5, help="predictions per [MASK]")
-    parser.add_argument("--max_seq_length", type=int, default=None,
-                        help="default 128, or the model's max_position_embeddings if smaller")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -55,14 +50,11 @@ def run(args) -> int:
     texts = _texts(args)
     if args.output_file:
         check_output_path(args.output_file)
-    tokenizer = load_tokenizer(args.init_checkpoint, args.vocab_file, args.do_lower_case)
-    model = load_mlm(args.init_checkpoint, args.bert_config_file)
-    if args.max_seq_length is None:
-        args.max_seq_length = min(128, model.config.max_position_embeddings)
-    if args.max_seq_length > model.config.max_position_embeddings:
-        raise OpenBertError(f"--max_seq_length={args.max_seq_length} is longer than the model's "
-                            f"max_position_embeddings ({model.config.max_position_embeddings}); lower it")
-    results = fill_mask(model, tokenizer, texts, args.top_k, args.max_seq_length, args.batch_size,
+    source = model_source(args)
+    max_seq_length = args.max_seq_length or default_max_seq_length(source.config)
+    check_max_seq_length(max_seq_length, source.config, source.path)
+    model = load_mlm(source.path, source.config)
+    results = fill_mask(model, source.tokenizer, texts, args.top_k, max_seq_length, args.batch_size,
                         args.device, args.precision)
     if args.output_file:
         with atomic_open(args.output_file, "w") as f:

@@ -5,6 +5,11 @@ The original scripts accept ``--do_train``, ``--do_train=true`` and ``--do_train
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+from ..tasks.common import ModelSource, RunOptions, resolve_model_source
+from ..errors import OpenBertError
+from ..training.trainer import TrainingArguments
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
@@ -66,3 +71,48 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                    help="write metrics.jsonl (step, loss, lr, seq/s) every this many steps")
     g.add_argument("--dataloader_num_workers", type=int, default=0,
                    help="worker processes that collate batches (0: in the training process)")
+
+
+def add_model_source_flags(g, max_seq_length: int | None = 128,
+                           max_seq_length_help: str = "maximum total length after WordPiece; longer "
+                                                      "inputs are truncated",
+                           init_checkpoint_required: bool = False, do_lower_case: bool = True) -> None:
+    """The flags that say which model a command runs, the same in every command:
+    --init_checkpoint, --bert_config_file, --vocab_file, --do_lower_case, --max_seq_length."""
+    g.add_argument("--init_checkpoint", required=init_checkpoint_required,
+                   help="TF checkpoint (prefix .../bert_model.ckpt or folder), HF folder or openbert folder")
+    g.add_argument("--bert_config_file", help="bert_config.json / config.json (default: the one beside "
+                                              "--init_checkpoint)")
+    g.add_argument("--vocab_file", help="vocab.txt (default: the one beside --init_checkpoint)")
+    if do_lower_case:
+        add_bool(g, "do_lower_case", True, "lower-case the input (true for uncased models)")
+    g.add_argument("--max_seq_length", type=int, default=max_seq_length, help=max_seq_length_help)
+
+
+def model_source(args: argparse.Namespace, saved_model_dir=None, need_tokenizer: bool = True,
+                 max_seq_length: int | None = None) -> ModelSource:
+    """The model the flags of :func:`add_model_source_flags` name (see
+    :func:`openbert.tasks.common.resolve_model_source`); ``max_seq_length`` overrides the flag."""
+    return resolve_model_source(args.init_checkpoint, args.bert_config_file, args.vocab_file,
+                                getattr(args, "do_lower_case", True),
+                                max_seq_length if max_seq_length is not None else args.max_seq_length,
+                                saved_model_dir=saved_model_dir, need_tokenizer=need_tokenizer)
+
+
+def training_arguments(args: argparse.Namespace, **overrides) -> TrainingArguments:
+    """TrainingArguments from the flags (fields the command lacks keep their defaults); overrides win."""
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise TypeError(f"unknown TrainingArguments fields: {sorted(unknown)}")
+    values = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    values.update(overrides)
+    if values.get("output_dir") is None:
+        raise OpenBertError("--output_dir is required for training (checkpoints and metrics go there)")
+    return TrainingArguments(**values)
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """Device, precision and progress flags (defaults where a command lacks them)."""
+    return RunOptions(device=getattr(args, "device", "auto"), precision=getattr(args, "precision", "fp32"),
+                      progress=getattr(args, "progress", True))

@@ -27,7 +27,7 @@ from typing import Iterator
 
 from ..errors import OpenBertError
 from ..training.trainer import PRECISIONS
-from .flags import add_bool
+from .flags import add_bool, add_model_source_flags
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,10 @@ FORMATS = ("auto", "text", "jsonl")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--init_checkpoint", required=True,
-                        help="the model: a checkpoint path or a named model such as minilm-l6")
+    g = parser.add_argument_group("the model (a checkpoint path, or a named model such as minilm-l6)")
+    add_model_source_flags(g, max_seq_length=None, init_checkpoint_required=True,
+                           max_seq_length_help="longer texts are truncated (default: the model's "
+                                               "max_position_embeddings; qa 384, fill-mask 128)")
     parser.add_argument("--task", choices=TASKS, default="auto",
                         help="auto: the model's fine-tuned head (classify, qa), else embed (default: %(default)s)")
     parser.add_argument("--input_file", default="-", help="text or JSON lines; - for stdin (default: %(default)s)")
@@ -45,16 +47,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input_format", choices=FORMATS, default="auto",
                         help="auto: JSON lines when the first line is a JSON object (default: %(default)s)")
     parser.add_argument("--batch_size", type=int, default=32, help="sequences per model batch (default: %(default)s)")
-    parser.add_argument("--max_seq_length", type=int, default=None,
-                        help="longer texts are truncated (default: the model's max_position_embeddings; qa "
-                             "384, fill-mask 128)")
     parser.add_argument("--pooling", choices=("mean", "cls"), default="mean",
                         help="embed: mean over the tokens or the [CLS] vector (default: %(default)s)")
     add_bool(parser, "normalize", False, "embed: scale vectors to unit length")
     parser.add_argument("--top_k", type=int, default=5, help="fill-mask: predictions per [MASK] (default: %(default)s)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="(default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    add_bool(parser, "do_lower_case", True, "lower-case the input (true for uncased models)")
     add_bool(parser, "progress", True, "show a progress bar on stderr")
 
 
@@ -164,7 +162,8 @@ def run(args) -> int:
 
     path, supported, _ = inspect_checkpoint(args.init_checkpoint)
     task = _choose_task(args.task, supported)
-    loaded = load_model(path, task, args.device, args.precision, args.do_lower_case)
+    loaded = load_model(path, task, args.device, args.precision, args.do_lower_case, args.bert_config_file,
+                        args.vocab_file)
     kwargs = {"pooling": args.pooling} if task == "embed" else {}
     pipe = PIPELINES[task](loaded, max_seq_length=args.max_seq_length, batch_size=args.batch_size, **kwargs)
     options = {"embed": {"normalize": args.normalize}, "fill-mask": {"top_k": args.top_k}}.get(task, {})

@@ -16,11 +16,9 @@ import random
 import time
 
 from ..checkpoints import assets
-from ..checkpoints.pretrained import load_config
 from ..tasks.classification import pipeline as classifier
 from ..tasks.classification.data import convert_examples_to_features, get_processor
-from ..tasks.common import check_max_seq_length, num_train_steps
-from ..tokenization.wordpiece import FullTokenizer
+from ..tasks.common import num_train_steps, resolve_model_source
 from ..training.trainer import TrainingArguments, resolve_device
 from .flags import add_bool
 
@@ -65,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
     picked = sorted(random.Random(args.seed).sample(range(len(train_all)), n_train))
     train_examples, eval_examples = [train_all[i] for i in picked], test_all[:n_eval]
 
-    config = load_config(model_dir)
-    check_max_seq_length(args.max_seq_length, config, str(model_dir))
-    tokenizer = FullTokenizer(model_dir / "vocab.txt", do_lower_case=True)
+    source = resolve_model_source(model_dir, max_seq_length=args.max_seq_length)
+    config, tokenizer = source.config, source.tokenizer
     labels = processor.get_labels()
     train_features = convert_examples_to_features(train_examples, labels, args.max_seq_length, tokenizer)
     eval_features = convert_examples_to_features(eval_examples, labels, args.max_seq_length, tokenizer)
@@ -80,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
                                    progress=args.progress, log_every_n_steps=max(1, steps // 10))
     print(f"  train {n_train} SNLI training pairs, {args.num_train_epochs:g} epoch(s) = {steps} steps of "
           f"{args.train_batch_size}, lr {args.learning_rate:g}, max_seq_length {args.max_seq_length}", flush=True)
-    model = classifier.build_model(model_dir, config, len(labels))
+    model = classifier.build_model(source.path, config, len(labels))
     result = classifier.train(model, train_features, train_args)
     print(f"  trained in {result.train_seconds:.0f} s ({result.seq_per_s:.0f} seq/s), "
           f"final training loss {result.loss:.3f}", flush=True)
-    classifier.save(model, args.output_dir, labels, model_dir / "vocab.txt")
+    classifier.save(model, args.output_dir, labels, source.vocab_file)
 
     evaluation = classifier.evaluate(model, eval_features, args.eval_batch_size, ("accuracy",),
                                      result.global_step, device=args.device, progress=args.progress)

@@ -16,15 +16,17 @@ import socket
 
 from ..errors import OpenBertError
 from ..training.trainer import PRECISIONS
-from .flags import add_bool
+from .flags import add_bool, add_model_source_flags
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--init_checkpoint", required=True,
-                        help="the model: a checkpoint path (TF prefix / folder, HF or openbert folder) or a "
-                             "named model such as minilm-l6 (see `openbert download --list`)")
+    g = parser.add_argument_group("the model (a checkpoint path, or a named model such as minilm-l6)")
+    add_model_source_flags(g, max_seq_length=None, init_checkpoint_required=True,
+                           max_seq_length_help="longer texts are truncated (413 with \"truncate\": false) "
+                                               "(default: the model's max_position_embeddings; qa 384, "
+                                               "fill-mask 128)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default: %(default)s)")
@@ -36,13 +38,9 @@ def add_arguments(parser) -> None:
                         help="padded tokens (sequences x longest) per model batch (default: %(default)s)")
     parser.add_argument("--max_wait_ms", type=float, default=5.0,
                         help="longest a request waits for others to share its batch (default: %(default)s)")
-    parser.add_argument("--max_seq_length", type=int, default=None,
-                        help="longer texts are truncated (413 with \"truncate\": false) (default: the model's "
-                             "max_position_embeddings; qa 384, fill-mask 128)")
     parser.add_argument("--max_client_batch_size", type=int, default=256,
                         help="most inputs in one request (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    add_bool(parser, "do_lower_case", True, "lower-case the input (true for uncased models)")
     parser.add_argument("--num_threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice, one per core)")
     add_bool(parser, "access_log", False, "log every request")
@@ -91,7 +89,8 @@ def run(args) -> int:
         torch.set_num_threads(args.num_threads)
     sock = _bind(args.host, args.port)
     try:
-        loaded = load_model(args.init_checkpoint, None, args.device, args.precision, args.do_lower_case)
+        loaded = load_model(args.init_checkpoint, None, args.device, args.precision, args.do_lower_case,
+                            args.bert_config_file, args.vocab_file)
         server = Server(loaded, args.max_batch_tokens, args.max_wait_ms, args.max_client_batch_size,
                         max_seq_length=args.max_seq_length, pooling=args.pooling)
         server.warm_up()

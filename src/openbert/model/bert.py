@@ -1,4 +1,5 @@
-"""The BERT encoder and its heads (SPEC.md section 1), in the style of the original modeling.py.
+"""The BERT encoder and its heads, in the style of the original modeling.py; the behaviour is the
+contract of docs/faithfulness.md, "Model".
 
 Parameter names follow the de-facto torch convention (``bert.encoder.layer.N.attention.self.query
 .weight``); :mod:`openbert.checkpoints.names` maps them 1:1 to the original TF names.
@@ -289,7 +290,7 @@ class BertPooler(nn.Module):
 
 
 class BertPreTrainedModel(nn.Module):
-    """Common base: initialisation (SPEC.md), ``from_pretrained`` / ``save_pretrained``.
+    """Common base: initialisation (docs/faithfulness.md), ``from_pretrained`` / ``save_pretrained``.
 
     Subclasses name the TF/HF head tensors they own in ``head_prefixes`` so that a checkpoint
     without them (fine-tuning from pre-training) gets a fresh, logged head.

@@ -131,8 +131,8 @@ def inspect_checkpoint(model: str | os.PathLike) -> tuple[str, tuple[str, ...], 
 def load_model(model: str | os.PathLike, task: str | None = None, device="auto", precision: str = "fp32",
                do_lower_case: bool = True, bert_config_file=None, vocab_file=None) -> LoadedModel:
     """Load a checkpoint (path or named model) once, with the head ``task`` needs (default: the
-    checkpoint's own head, or the bare encoder)."""
-    from ..tasks.common import load_tokenizer
+    checkpoint's own head, or the bare encoder); config and vocab beside it unless given."""
+    from ..tasks.common import build_model, resolve_model_source
     from ..training.trainer import autocast, resolve_device
 
     if task is not None and task not in TASKS:
@@ -147,11 +147,11 @@ def load_model(model: str | os.PathLike, task: str | None = None, device="auto",
     main = task or supported[0]
     device = resolve_device(device)
     autocast(precision, device)  # checks the precision against the device
-    net = _model_class(main).from_pretrained(path, config=bert_config_file)
+    src = resolve_model_source(path, bert_config_file, vocab_file, do_lower_case)
+    net = build_model(_model_class(main), src.path, src.config)
     net.to(device).eval()
-    tokenizer = load_tokenizer(path, vocab_file, do_lower_case)[0]
     tasks = (main, "embed") if main != "embed" else ("embed",)
-    return LoadedModel(path, os.fspath(model), net, tokenizer, tasks, device, precision)
+    return LoadedModel(path, os.fspath(model), net, src.tokenizer, tasks, device, precision)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,13 +194,11 @@ class Pipeline:
         if batch_size < 1:
             raise OpenBertError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
-        max_positions = loaded.config.max_position_embeddings
-        self.max_seq_length = max_seq_length or min(self.default_max_seq_length, max_positions)
-        if self.max_seq_length > max_positions:
-            raise OpenBertError(f"--max_seq_length={self.max_seq_length} is longer than the model's "
-                                f"max_position_embeddings ({max_positions}); lower it")
-        if self.max_seq_length < 3:
-            raise OpenBertError(f"--max_seq_length={self.max_seq_length}: use at least 3 ([CLS] text [SEP])")
+        from ..tasks.common import check_max_seq_length
+
+        self.max_seq_length = max_seq_length or min(self.default_max_seq_length,
+                                                    loaded.config.max_position_embeddings)
+        check_max_seq_length(self.max_seq_length, loaded.config, loaded.name)
 
     default_max_seq_length = 512
 
@@ -393,10 +391,11 @@ class QAPipeline(Pipeline):
         return Prepared(features, inputs, opts, state=(examples, contexts))
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
+        from ..tasks.common import RunOptions
         from ..tasks.squad.pipeline import raw_results
 
-        return raw_results(self.model, features, batch_size or len(features), self.device, self.precision,
-                           progress=False)
+        return raw_results(self.model, features, batch_size or len(features),
+                           RunOptions(self.device, self.precision, progress=False))
 
     def finish(self, prepared: Prepared, raw: list) -> list[dict]:
         from ..tasks.squad.postprocess import compute_predictions, context_offsets

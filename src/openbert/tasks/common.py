@@ -1,35 +1,46 @@
-"""What every fine-tuning command shares (classify, squad, quickstart, extract-features, fill-mask):
-where the weights come from, their config and tokenizer, the original's step count, and a task head
-built from a checkpoint or from scratch.
+"""What every task shares, written once: where the model comes from (checkpoint, config, vocab,
+tokenizer), the max_seq_length check, the ``[CLS] A [SEP] B [SEP]`` layout, batch padding, the
+original's step count, and the train / eval / predict skeleton of a fine-tuning run.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
 
 from ..checkpoints.pretrained import find_config, find_vocab, load_config
 from ..config import BertConfig
 from ..errors import OpenBertError
 from ..tokenization.wordpiece import FullTokenizer, validate_case_matches_checkpoint
+from ..training import state as train_state
+from ..training.distributed import is_main_process
+from ..training.trainer import Trainer, TrainingArguments
 
 logger = logging.getLogger(__name__)
 
 
-def num_train_steps(num_examples: int, train_batch_size: int, num_train_epochs: float) -> int:
-    """As the original: ``int(num_examples / train_batch_size * num_train_epochs)`` (at least 1)."""
-    return max(1, int(num_examples / train_batch_size * num_train_epochs))
-
-
-def check_max_seq_length(max_seq_length: int, config: BertConfig, source: str) -> None:
-    """``max_seq_length`` must fit the position table and leave room for [CLS] and [SEP]."""
+# ---------------------------------------------------------------------------------------------
+# the model source
+# ---------------------------------------------------------------------------------------------
+def check_max_seq_length(max_seq_length: int, config: BertConfig, source) -> None:
+    """``max_seq_length`` must fit the model's position table and leave room for [CLS] and [SEP]."""
     if max_seq_length > config.max_position_embeddings:
         raise OpenBertError(f"cannot use --max_seq_length={max_seq_length}: the model ({source}) was only "
-                            f"trained up to sequence length {config.max_position_embeddings}; lower "
-                            f"--max_seq_length")
+                            f"trained up to sequence length {config.max_position_embeddings} (its "
+                            f"max_position_embeddings); lower --max_seq_length")
     if max_seq_length < 3:
         raise OpenBertError(f"--max_seq_length={max_seq_length} leaves no room for text next to "
                             f"[CLS] and [SEP]; use at least 3")
+
+
+def default_max_seq_length(config: BertConfig) -> int:
+    """128 (the original scripts' default), or the model's maximum when that is smaller."""
+    return min(128, config.max_position_embeddings)
 
 
 def fine_tuned_dir(output_dir) -> str | None:
@@ -48,39 +59,54 @@ def load_tokenizer(model_path, vocab_file=None, do_lower_case: bool = True,
     """
     validate_case_matches_checkpoint(do_lower_case, init_checkpoint if init_checkpoint is not None
                                      else model_path)
-    vocab_file = vocab_file or (find_vocab(model_path) if model_path else None)
+    vocab_file = _vocab_file(model_path, vocab_file)
     if not vocab_file:
         raise OpenBertError(f"no vocab.txt beside {model_path}; pass --vocab_file")
-    if not os.path.isfile(vocab_file):
-        raise OpenBertError(f"--vocab_file {vocab_file} does not exist")
-    return FullTokenizer(vocab_file, do_lower_case=do_lower_case), os.fspath(vocab_file)
+    return FullTokenizer(vocab_file, do_lower_case=do_lower_case), vocab_file
+
+
+def _vocab_file(model_path, vocab_file) -> str | None:
+    if vocab_file:
+        if not os.path.isfile(vocab_file):
+            raise OpenBertError(f"--vocab_file {vocab_file} does not exist")
+        return os.fspath(vocab_file)
+    return find_vocab(model_path) if model_path else None
 
 
 @dataclass
 class ModelSource:
-    """Where a command's model comes from: ``path`` (None: random init), its config, vocab, tokenizer."""
+    """Where a run's model comes from: ``path`` (None: random init), its config, vocab, tokenizer
+    (None when the run needs none)."""
 
     path: str | None
     config: BertConfig
-    vocab_file: str
-    tokenizer: FullTokenizer
+    vocab_file: str | None
+    tokenizer: FullTokenizer | None
 
 
-def resolve_model_source(args) -> ModelSource:
-    """From the original flags (``init_checkpoint``, ``bert_config_file``, ``vocab_file``,
-    ``do_lower_case``, ``max_seq_length``, ``do_train``, ``output_dir``).
+def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file=None,
+                         do_lower_case: bool = True, max_seq_length: int | None = None,
+                         saved_model_dir=None, need_tokenizer: bool = True) -> ModelSource:
+    """The original flags -> the model to run: checkpoint, config, vocab and tokenizer.
 
-    Evaluation or prediction without training uses the model fine-tuned earlier in ``output_dir``,
-    as the original's Estimator restores the latest checkpoint there.
+    ``bert_config_file`` and ``vocab_file`` default to the files beside the checkpoint.
+    ``saved_model_dir``: a folder whose saved model wins over ``init_checkpoint`` (evaluation or
+    prediction without training uses the model trained earlier in the output folder, as the
+    original's Estimator restores the latest checkpoint there). ``max_seq_length`` is checked
+    against the model when given. Without ``need_tokenizer`` a missing vocab is allowed.
     """
-    path = (None if args.do_train else fine_tuned_dir(args.output_dir)) or args.init_checkpoint
-    if not path and not args.bert_config_file:
+    if need_tokenizer:  # the original checks the casing first, before reading anything
+        validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
+    path = fine_tuned_dir(saved_model_dir) or (os.fspath(init_checkpoint) if init_checkpoint else None)
+    if not path and not bert_config_file:
         raise OpenBertError("give --init_checkpoint (a pre-trained model) or at least --bert_config_file")
-    config = load_config(path, args.bert_config_file)
-    check_max_seq_length(args.max_seq_length, config, args.bert_config_file or path)
-    tokenizer, vocab_file = load_tokenizer(path, args.vocab_file, args.do_lower_case,
-                                           init_checkpoint=args.init_checkpoint)
-    return ModelSource(path, config, vocab_file, tokenizer)
+    config = load_config(path, bert_config_file)
+    if max_seq_length is not None:
+        check_max_seq_length(max_seq_length, config, bert_config_file or path)
+    if not need_tokenizer:
+        return ModelSource(path, config, _vocab_file(path or init_checkpoint, vocab_file), None)
+    tokenizer, vocab = load_tokenizer(path, vocab_file, do_lower_case, init_checkpoint=init_checkpoint)
+    return ModelSource(path, config, vocab, tokenizer)
 
 
 def build_model(cls, path, config: BertConfig, **head_kwargs):
@@ -90,3 +116,150 @@ def build_model(cls, path, config: BertConfig, **head_kwargs):
         return cls.from_pretrained(path, config=config, **head_kwargs)
     logger.warning("no --init_checkpoint: the %s starts from random weights", cls.__name__)
     return cls(config, **head_kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs: the pair layout and padding
+# ---------------------------------------------------------------------------------------------
+def truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
+    """Trim in place, one token at a time from the end of the longer list (B on ties)."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        if len(tokens_a) > len(tokens_b):
+            tokens_a.pop()
+        else:
+            tokens_b.pop()
+
+
+def pack_pair(a: list, b: list | None, max_seq_length: int, cls, sep) -> tuple[list, list[int]]:
+    """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (tokens or ids) -> (sequence, segment_ids).
+
+    As the original: a pair loses tokens from the end of its longer side first to fit
+    ``max_seq_length - 3``, a single text is cut to ``max_seq_length - 2``; ``a`` and ``b`` are
+    trimmed in place. Segment ids: 0 for [CLS], A and the first [SEP]; 1 for B and its [SEP].
+    """
+    if b is not None:
+        truncate_seq_pair(a, b, max_seq_length - 3)
+    else:
+        del a[max_seq_length - 2:]
+    sequence = [cls, *a, sep]
+    segment_ids = [0] * len(sequence)
+    if b is not None:
+        sequence += [*b, sep]
+        segment_ids += [1] * (len(b) + 1)
+    return sequence, segment_ids
+
+
+def pad(rows: Sequence[Sequence], length: int | None = None, dtype=np.int64) -> torch.Tensor:
+    """Rows of numbers -> [len(rows), length] tensor, zero-padded on the right (``length``: the
+    longest row by default)."""
+    length = max((len(r) for r in rows), default=0) if length is None else length
+    out = np.zeros((len(rows), length), dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return torch.from_numpy(out)
+
+
+def encoder_inputs(input_ids: Sequence[Sequence[int]], segment_ids: Sequence[Sequence[int]],
+                   length: int | None = None) -> dict[str, torch.Tensor]:
+    """``input_ids``, ``input_mask`` (1 on real tokens) and ``segment_ids`` [B, S], padded to the
+    longest row (or ``length``)."""
+    ids = pad(input_ids, length)
+    lengths = torch.tensor([len(r) for r in input_ids])
+    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()
+    return {"input_ids": ids, "input_mask": mask, "segment_ids": pad(segment_ids, ids.shape[1])}
+
+
+# ---------------------------------------------------------------------------------------------
+# the train / eval / predict skeleton
+# ---------------------------------------------------------------------------------------------
+def num_train_steps(num_examples: int, train_batch_size: int, num_train_epochs: float) -> int:
+    """As the original: ``int(num_examples / train_batch_size * num_train_epochs)`` (at least 1)."""
+    return max(1, int(num_examples / train_batch_size * num_train_epochs))
+
+
+def last_global_step(output_dir) -> int:
+    """The step of the newest training checkpoint in ``output_dir`` (0 when there is none)."""
+    found = train_state.list_checkpoints(output_dir) if output_dir else []
+    return found[-1][0] if found else 0
+
+
+@dataclass
+class RunOptions:
+    """How inference runs: device, autocast precision, progress bars."""
+
+    device: str = "auto"
+    precision: str = "fp32"
+    progress: bool = True
+
+
+@dataclass
+class TrainData:
+    """What a task trains on: a map-style dataset, its collate function, the number of examples
+    the step count is computed from (SQuAD: questions, not windows) and optional lengths
+    (length-bucketed batches)."""
+
+    dataset: Sequence
+    collate: Callable[[list], dict]
+    num_examples: int
+    lengths: Sequence[int] | None = None
+
+
+class Task(Protocol):
+    """A task as :func:`run` drives it (see docs/architecture.md, "How to add a task")."""
+
+    def build_model(self, path: str | None, config: BertConfig): ...
+
+    def train_data(self) -> TrainData: ...
+
+    def save(self, model, output_dir: str, vocab_file: str | None) -> None: ...
+
+    def evaluate(self, model, global_step: int) -> dict: ...
+
+    def predict(self, model) -> None: ...
+
+
+@dataclass
+class Schedule:
+    """The training run: the engine's arguments and, for fine-tuning, the original's epoch-based
+    schedule (``num_train_steps`` and ``num_warmup_steps`` are then computed from the data)."""
+
+    training: TrainingArguments
+    num_train_epochs: float | None = None
+    warmup_proportion: float = 0.1
+
+
+def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | None = None,
+        do_eval: bool = False, do_predict: bool = False) -> dict | None:
+    """Train (when ``schedule`` is given), save, evaluate and predict, as the original scripts.
+
+    Training starts from ``source.path`` (or random weights) and the trained model is saved to
+    ``output_dir``; under torchrun only rank 0 saves, evaluates and predicts. Without training the
+    model of ``source`` is loaded and evaluation reports the step of the newest checkpoint in
+    ``output_dir``. Returns the evaluation result, if any.
+    """
+    model, result = None, None
+    global_step = last_global_step(output_dir)
+    if schedule is not None:
+        data = task.train_data()
+        args = schedule.training
+        if schedule.num_train_epochs is not None:
+            steps = num_train_steps(data.num_examples, args.train_batch_size, schedule.num_train_epochs)
+            args = dataclasses.replace(args, num_train_steps=steps,
+                                       num_warmup_steps=int(steps * schedule.warmup_proportion))
+        logger.info("***** Running training *****  %d examples, batch size %d, %d steps",
+                    data.num_examples, args.train_batch_size, args.num_train_steps)
+        model = task.build_model(source.path, source.config)
+        global_step = Trainer(model, args, data.dataset, data.collate, lengths=data.lengths).train().global_step
+        del data
+        if is_main_process():
+            task.save(model, output_dir, source.vocab_file)
+    if not (do_eval or do_predict) or not is_main_process():
+        return None
+    if model is None:
+        model = task.build_model(source.path, source.config)
+    os.makedirs(output_dir, exist_ok=True)
+    if do_eval:
+        result = task.evaluate(model, global_step)
+    if do_predict:
+        task.predict(model)
+    return result

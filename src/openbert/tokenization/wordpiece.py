@@ -1,8 +1,8 @@
 """WordPiece tokenization exactly as Google's original ``tokenization.py``.
 
-``FullTokenizer.tokenize`` is a faithful port of the original (SPEC.md section 2): BasicTokenizer
-(clean text, space out CJK ideographs, whitespace split, lower-case and strip accents, split
-punctuation) then WordpieceTokenizer (greedy longest-match-first with ``##`` continuation pieces).
+``FullTokenizer.tokenize`` is a faithful port of the original (docs/faithfulness.md, "Tokenizer"):
+BasicTokenizer (clean text, space out CJK ideographs, whitespace split, lower-case and strip
+accents, split punctuation) then WordpieceTokenizer (greedy longest-match-first with ``##`` continuation pieces).
 Character classes come from the running Python's ``unicodedata``, as in the original.
 
 ``FullTokenizer.tokenize_batch`` / ``encode_batch`` are the fast batch path (see

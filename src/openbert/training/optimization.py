@@ -1,4 +1,5 @@
-"""BERT's optimizer and learning-rate schedule (SPEC.md section 3), plus LAMB and torch AdamW.
+"""BERT's optimizer and learning-rate schedule (docs/faithfulness.md, "Optimizer"), plus LAMB and
+torch AdamW.
 
 - :class:`AdamWeightDecay`: the original ``AdamWeightDecayOptimizer``: Adam without bias
   correction, ``eps`` added outside the square root, decoupled weight decay that skips every

@@ -21,7 +21,6 @@ steps of ``args.train_batch_size`` examples each (the global batch, as the origi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -57,7 +56,7 @@ __all__ = ["TrainingArguments", "Trainer", "TrainResult", "predict", "resolve_de
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class TrainingArguments:
-    """Settings of one training run. Flag names are the original scripts' (see commands.flags)."""
+    """Settings of one training run. Field names are the original scripts' flags (commands.flags)."""
 
     output_dir: str
     train_batch_size: int = 32  # global batch of one optimizer step (all ranks, all micro-batches)
@@ -106,19 +105,6 @@ class TrainingArguments:
             bad("learning_rate", self.learning_rate, "must be >= 0")
         if self.log_every_n_steps < 1:
             bad("log_every_n_steps", self.log_every_n_steps, "must be >= 1")
-
-    @classmethod
-    def from_args(cls, args, **overrides) -> "TrainingArguments":
-        """Build from an argparse namespace (fields it lacks keep their defaults); overrides win."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise TypeError(f"unknown TrainingArguments fields: {sorted(unknown)}")
-        values = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-        values.update(overrides)
-        if values.get("output_dir") is None:
-            raise OpenBertError("--output_dir is required for training (checkpoints and metrics go there)")
-        return cls(**values)
 
 
 @dataclass

@@ -199,15 +199,6 @@ def test_custom_missing_column(tmp_path):
 
 
 # ---- features and batches ----------------------------------------------------------------------
-def test_truncate_seq_pair_longer_first_ties_b():
-    a, b = list("abcdef"), list("xyz")
-    C.truncate_seq_pair(a, b, 6)
-    assert (a, b) == (list("abc"), list("xyz"))
-    a, b = list("abcd"), list("wxyz")
-    C.truncate_seq_pair(a, b, 5)
-    assert (a, b) == (list("abc"), list("wx"))
-
-
 class _PlainTokenizer:
     """Only the original FullTokenizer API (no fast batch path)."""
 

@@ -20,10 +20,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...errors import OpenBertError
+from ..common import encoder_inputs, pack_pair
 
 logger = logging.getLogger(__name__)
 
@@ -408,15 +408,6 @@ def canonical_task_name(task_name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # features
 # ---------------------------------------------------------------------------------------------
-def truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
-    """Trim in place, one token at a time from the end of the longer list (B on ties)."""
-    while len(tokens_a) + len(tokens_b) > max_length:
-        if len(tokens_a) > len(tokens_b):
-            tokens_a.pop()
-        else:
-            tokens_b.pop()
-
-
 def _encode_all(tokenizer, texts: list[str]) -> list[list[int]]:
     """Token ids of each text: the tokenizer's fast batch path when it has one."""
     batch = getattr(tokenizer, "encode_batch", None)
@@ -441,16 +432,7 @@ def convert_examples_to_features(examples: list[InputExample], label_list: list,
     cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
     features = []
     for i, ex in enumerate(examples):
-        ids_a, ids_b = ids_a_all[i], ids_b_all.get(i)
-        if ids_b is not None:
-            truncate_seq_pair(ids_a, ids_b, max_seq_length - 3)
-        else:
-            del ids_a[max_seq_length - 2:]
-        input_ids = [cls_id] + ids_a + [sep_id]
-        segment_ids = [0] * len(input_ids)
-        if ids_b is not None:
-            input_ids += ids_b + [sep_id]
-            segment_ids += [1] * (len(ids_b) + 1)
+        input_ids, segment_ids = pack_pair(ids_a_all[i], ids_b_all.get(i), max_seq_length, cls_id, sep_id)
         label_id = float(ex.label) if regression else label_map[ex.label]
         features.append(InputFeatures(input_ids, segment_ids, label_id))
     return features
@@ -459,17 +441,7 @@ def convert_examples_to_features(examples: list[InputExample], label_list: list,
 def collate(features: list[InputFeatures], with_labels: bool = True) -> dict[str, torch.Tensor]:
     """Pad a batch to its longest example: input_ids, input_mask, segment_ids [B, S] (long), and
     ``labels`` [B] (long, float32 for regression) when ``with_labels``."""
-    seq_len = max(len(f.input_ids) for f in features)
-    input_ids = np.zeros((len(features), seq_len), dtype=np.int64)
-    input_mask = np.zeros_like(input_ids)
-    segment_ids = np.zeros_like(input_ids)
-    for row, f in enumerate(features):
-        n = len(f.input_ids)
-        input_ids[row, :n] = f.input_ids
-        input_mask[row, :n] = 1
-        segment_ids[row, :n] = f.segment_ids
-    batch = {"input_ids": torch.from_numpy(input_ids), "input_mask": torch.from_numpy(input_mask),
-             "segment_ids": torch.from_numpy(segment_ids)}
+    batch = encoder_inputs([f.input_ids for f in features], [f.segment_ids for f in features])
     if with_labels:
         regression = isinstance(features[0].label_id, float)
         batch["labels"] = torch.tensor([f.label_id for f in features],

@@ -1,12 +1,14 @@
 """Fine-tune, evaluate and predict with a sequence classifier: the pipeline behind
 ``openbert classify`` and ``openbert quickstart`` (run_classifier's model_fn and main, on the shared
-training engine).
+training engine and the skeleton :func:`openbert.tasks.common.run`).
 
 Features in (:class:`openbert.tasks.classification.data.InputFeatures`), model / results / files out.
 """
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,18 +17,18 @@ from ...config import BertConfig
 from ...errors import OpenBertError
 from ...io.fileio import atomic_open
 from ...model.bert import BertForSequenceClassification
-from ...training import state as train_state
 from ...training.trainer import Trainer, TrainingArguments, TrainResult, predict
-from .. import common as finetuning
+from .. import common
 from . import metrics as metrics_lib
-from .data import collate, collate_unlabelled
+from .data import (DataProcessor, canonical_task_name, collate, collate_unlabelled,
+                   convert_examples_to_features, get_processor)
 
 logger = logging.getLogger(__name__)
 
 
 def build_model(path, config: BertConfig, num_labels: int):
     """A classifier from ``path`` (heads missing are initialised fresh), or from scratch."""
-    return finetuning.build_model(BertForSequenceClassification, path, config, num_labels=num_labels)
+    return common.build_model(BertForSequenceClassification, path, config, num_labels=num_labels)
 
 
 def label_names(config: BertConfig) -> list | None:
@@ -119,8 +121,86 @@ def write_test_results(path, probs: np.ndarray) -> None:
             f.write("\t".join(str(np.float32(p)) for p in row) + "\n")
 
 
-def last_global_step(output_dir) -> int:
-    """The step of the newest training checkpoint in ``output_dir`` (0 when there is none)."""
-    found = train_state.list_checkpoints(output_dir) if output_dir else []
-    return found[-1][0] if found else 0
+# ---------------------------------------------------------------------------------------------
+# the task, as tasks.common.run drives it
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class CustomColumns:
+    """The ``custom`` task: files of the three splits and the columns to read."""
 
+    train_file: str = "train.tsv"
+    dev_file: str = "dev.tsv"
+    test_file: str = "test.tsv"
+    text_a: str = "text_a"
+    text_b: str | None = None
+    label: str = "label"
+    labels: list | None = None  # default: the sorted labels of the train set
+    is_regression: bool = False
+
+
+def processor_for(task_name: str, labels_from_model: list | None = None, xnli_language: str = "zh",
+                  custom: CustomColumns | None = None) -> DataProcessor:
+    """The data processor of ``task_name``; a custom task takes its label list from ``custom``,
+    else from the model it continues (``labels_from_model``)."""
+    task = canonical_task_name(task_name)
+    if task == "custom":
+        c = custom or CustomColumns()
+        files = {"train": [c.train_file], "dev": [c.dev_file], "test": [c.test_file]}
+        return get_processor("custom", files=files, text_a=c.text_a, text_b=c.text_b, label=c.label,
+                             labels=c.labels or labels_from_model, is_regression=c.is_regression)
+    if task == "xnli":
+        return get_processor("xnli", language=xnli_language)
+    return get_processor(task_name)
+
+
+@dataclass
+class ClassificationTask:
+    """Sentence(-pair) classification on ``processor``'s files in ``data_dir``: trains on the train
+    split, writes eval_results.txt (dev) and test_results.tsv (test) to ``output_dir``."""
+
+    processor: DataProcessor
+    data_dir: str
+    tokenizer: object
+    max_seq_length: int
+    output_dir: str
+    eval_batch_size: int = 8
+    predict_batch_size: int = 8
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    options: common.RunOptions = field(default_factory=common.RunOptions)
+
+    def features(self, examples):
+        return convert_examples_to_features(examples, self.processor.get_labels(), self.max_seq_length,
+                                            self.tokenizer)
+
+    def build_model(self, path, config: BertConfig):
+        return build_model(path, config, self.processor.num_labels)
+
+    def train_data(self) -> common.TrainData:
+        examples = self.processor.get_train_examples(self.data_dir)[:self.max_train_examples]
+        features = self.features(examples)
+        return common.TrainData(features, collate, len(examples), [len(f.input_ids) for f in features])
+
+    def save(self, model, output_dir: str, vocab_file) -> None:
+        save(model, output_dir, self.processor.get_labels(), vocab_file)
+
+    def evaluate(self, model, global_step: int) -> dict:
+        examples = self.processor.get_dev_examples(self.data_dir)[:self.max_eval_examples]
+        logger.info("***** Running evaluation *****  %d examples, batch size %d", len(examples),
+                    self.eval_batch_size)
+        o = self.options
+        result = evaluate(model, self.features(examples), self.eval_batch_size, self.processor.metrics,
+                          global_step, o.device, o.precision, o.progress)
+        write_eval_results(os.path.join(self.output_dir, "eval_results.txt"), result)
+        for key in sorted(result):
+            print(f"{key} = {result[key]}")
+        return result
+
+    def predict(self, model) -> None:
+        examples = self.processor.get_test_examples(self.data_dir)
+        logger.info("***** Running prediction *****  %d examples, batch size %d", len(examples),
+                    self.predict_batch_size)
+        o = self.options
+        probs = probabilities(model, self.features(examples), self.predict_batch_size, o.device,
+                              o.precision, o.progress)
+        write_test_results(os.path.join(self.output_dir, "test_results.tsv"), probs)

@@ -1,7 +1,8 @@
 """Contextual features from BERT: the original extract_features.py and ``encode``.
 
-Reading: one example a line, ``A ||| B`` for a pair (SPEC.md section 7). Features: ``[CLS] A [SEP]``
-or ``[CLS] A [SEP] B [SEP]``, truncated as the original (longer side first), no padding.
+Reading: one example a line, ``A ||| B`` for a pair (docs/faithfulness.md, "Feature extraction").
+Features: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, truncated as the original (longer side
+first), no padding.
 
 Computing: lines are read in windows; inside a window they run in length-sorted batches (so almost
 no padding is computed: :class:`~openbert.model.bert.BertModel` skips padded rows in its dense layers)
@@ -23,8 +24,10 @@ import numpy as np
 import torch
 
 from ...errors import OpenBertError
+from ...model.bert import BertModel
 from ...training.trainer import predict, resolve_device
-from ..classification.data import collate_unlabelled, truncate_seq_pair
+from ..common import (check_max_seq_length, default_max_seq_length, encoder_inputs, pack_pair,
+                      resolve_model_source)
 
 SEPARATOR = "|||"
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
@@ -110,15 +113,8 @@ def convert_example(example: InputExample, tokenizer, max_seq_length: int,
         if n > max_seq_length:
             raise SequenceTooLong(f"input {example.unique_id + 1} has {n} tokens with [CLS] and [SEP], more "
                                   f"than max_seq_length {max_seq_length}: shorten it or allow truncation")
-    if tokens_b:
-        truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
-    else:
-        tokens_a = tokens_a[:max_seq_length - 2]
-    tokens = ["[CLS]", *tokens_a, "[SEP]"]
-    segment_ids = [0] * len(tokens)
-    if tokens_b:
-        tokens += [*tokens_b, "[SEP]"]
-        segment_ids += [1] * (len(tokens_b) + 1)
+    tokens, segment_ids = pack_pair(list(tokens_a), list(tokens_b) if tokens_b else None, max_seq_length,
+                                    "[CLS]", "[SEP]")
     try:
         input_ids = tokenizer.convert_tokens_to_ids(tokens)
     except KeyError as e:
@@ -135,7 +131,8 @@ def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length
     block has at least ``fast_min`` examples (enough to repay building its tables; a long-lived
     caller that has built them passes 1). ``truncate``: see :func:`convert_example`."""
     if max_seq_length < 3:
-        raise OpenBertError(f"max_seq_length {max_seq_length} is too short: [CLS] and [SEP] need 2, a pair 3")
+        raise OpenBertError(f"--max_seq_length={max_seq_length} leaves no room for text next to "
+                            f"[CLS] and [SEP]; use at least 3")
     batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
     examples = iter(examples)
     while block := list(itertools.islice(examples, chunk)):
@@ -187,6 +184,11 @@ def _windows(features: Iterable[InputFeature], max_rows: int) -> Iterator[list[I
         yield window
 
 
+def collate(features: list[InputFeature]) -> dict[str, torch.Tensor]:
+    """input_ids, input_mask, segment_ids [B, S] padded to the longest feature."""
+    return encoder_inputs([f.input_ids for f in features], [f.segment_ids for f in features])
+
+
 def _select(out, lengths: torch.Tensor, layer_indexes: list[int], pooling: str) -> torch.Tensor:
     """BertOutput of a batch with ``lengths`` [B] -> [T, L, H] real-token rows (batch-major), or
     pooled [B, L, H], float32."""
@@ -218,7 +220,7 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
     for window in _windows(features, max_rows):
         lengths = [len(f.input_ids) for f in window]
         results: list[np.ndarray | None] = [None] * len(window)
-        for idx, out in predict(model, window, collate_unlabelled, batch_size, device, precision,
+        for idx, out in predict(model, window, collate, batch_size, device, precision,
                                 lengths=lengths, progress=False):
             batch_lengths = torch.tensor([lengths[i] for i in idx])
             values = _select(out, batch_lengths, layer_indexes, pooling).cpu().numpy()
@@ -235,25 +237,17 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
 # ---------------------------------------------------------------------------------------------
 # loading a model + tokenizer, and the Python API
 # ---------------------------------------------------------------------------------------------
-def load_tokenizer(init_checkpoint: str, vocab_file: str | None = None, do_lower_case: bool = True):
-    """The FullTokenizer for a checkpoint: ``vocab_file``, else the ``vocab.txt`` beside it."""
-    from ..common import load_tokenizer as _load
-
-    return _load(init_checkpoint, vocab_file, do_lower_case)[0]
-
-
 @functools.lru_cache(maxsize=2)
 def load_encoder(init_checkpoint: str, bert_config_file: str | None = None, vocab_file: str | None = None,
-                 do_lower_case: bool = True):
+                 do_lower_case: bool = True, max_seq_length: int | None = None):
     """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / folder, HF or openbert folder).
 
-    The config and vocab are found beside the checkpoint unless given. Cached: ``encode`` calls
-    with the same path load it once.
+    The config and vocab are found beside the checkpoint unless given; ``max_seq_length`` is
+    checked against the model when given. Cached: ``encode`` calls with the same path load it once.
     """
-    from ...model.bert import BertModel
-
-    tokenizer = load_tokenizer(init_checkpoint, vocab_file, do_lower_case)
-    return BertModel.from_pretrained(init_checkpoint, config=bert_config_file), tokenizer
+    source = resolve_model_source(init_checkpoint, bert_config_file, vocab_file, do_lower_case,
+                                  max_seq_length)
+    return BertModel.from_pretrained(source.path, config=source.config), source.tokenizer
 
 
 def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, layers=-1,
@@ -284,10 +278,8 @@ def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, 
     single_layer = isinstance(layers, int)
     layer_indexes = parse_layers(layers, model.config.num_hidden_layers)
     if max_seq_length is None:
-        max_seq_length = min(128, model.config.max_position_embeddings)
-    if max_seq_length > model.config.max_position_embeddings:
-        raise OpenBertError(f"max_seq_length {max_seq_length} > the model's max_position_embeddings "
-                            f"{model.config.max_position_embeddings}")
+        max_seq_length = default_max_seq_length(model.config)
+    check_max_seq_length(max_seq_length, model.config, "the model passed to encode")
     examples = [InputExample(i, *t) if isinstance(t, tuple) else parse_line(t, i, "texts")
                 for i, t in enumerate(texts)]
     features = convert_examples(examples, tokenizer, max_seq_length)

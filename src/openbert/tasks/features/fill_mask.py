@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ...checkpoints.pretrained import read_checkpoint
 from ...errors import OpenBertError
+from ...model.bert import BertForPreTraining
 from ...training.trainer import predict
-from ..classification.data import collate_unlabelled
-from .extract import InputFeature, convert_example, parse_line
+from ..common import pad
+from .extract import InputFeature, collate, convert_example, parse_line
 
 MASK = "[MASK]"
 _MASK_IN_TEXT = re.compile(r"\[mask\]", re.IGNORECASE)
@@ -56,12 +58,8 @@ def make_feature(text: str, index: int, tokenizer, max_seq_length: int, truncate
 
 def _collate(features: list[MaskedFeature]) -> dict[str, torch.Tensor]:
     """Padded ids / mask / segments plus masked_lm_positions [B, P] (0-padded)."""
-    batch = collate_unlabelled(features)
-    width = max(len(f.masked_lm_positions) for f in features)
-    positions = torch.zeros(len(features), width, dtype=torch.long)
-    for row, f in enumerate(features):
-        positions[row, :len(f.masked_lm_positions)] = torch.tensor(f.masked_lm_positions)
-    batch["masked_lm_positions"] = positions
+    batch = collate(features)
+    batch["masked_lm_positions"] = pad([f.masked_lm_positions for f in features])
     return batch
 
 
@@ -75,15 +73,13 @@ def check_mlm_head(state: dict, source: str) -> None:
                             "encoder-only models such as sentence-embedding models cannot fill masks")
 
 
-def load_mlm(init_checkpoint: str, bert_config_file: str | None = None):
-    """A :class:`~openbert.model.bert.BertForPreTraining` whose masked-LM head comes from the checkpoint."""
-    from ...checkpoints.pretrained import read_checkpoint
-    from ...model.bert import BertForPreTraining
-
+def load_mlm(init_checkpoint: str, config=None):
+    """A :class:`~openbert.model.bert.BertForPreTraining` whose masked-LM head comes from the
+    checkpoint; ``config``: a BertConfig or config file (default: the one beside it)."""
     state, _, source = read_checkpoint(init_checkpoint)
     check_mlm_head(state, source)
     del state
-    return BertForPreTraining.from_pretrained(init_checkpoint, config=bert_config_file)
+    return BertForPreTraining.from_pretrained(init_checkpoint, config=config)
 
 
 def predict_masks(model, tokenizer, features: list[MaskedFeature], top_k: int = 5, batch_size: int = 32,

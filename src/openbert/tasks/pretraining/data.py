@@ -1,6 +1,7 @@
 """Pre-training data: the original create_pretraining_data algorithm, and batches for training.
 
-Text in, instances out (SPEC.md section 4): one sentence per line, blank lines between documents.
+Text in, instances out (docs/faithfulness.md, "Pre-training data"): one sentence per line, blank
+lines between documents.
 For the same text, vocabulary, flags and seed the instances are IDENTICAL to those of Google's
 create_pretraining_data.py: every ``random.Random`` draw is made in the same order with the same
 arguments (``shuffle``, ``randint`` and ``_randbelow`` are inlined here as exact equivalents, which
@@ -28,16 +29,18 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from ...errors import OpenBertError
 from ...io.fileio import expand_input_files
+from ..common import encoder_inputs, pad
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PretrainingDataConfig:
-    """The original flags and defaults (SPEC.md section 4)."""
+    """The original flags and defaults (docs/faithfulness.md, "Pre-training data")."""
 
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
@@ -823,29 +826,12 @@ def collate(examples: list[dict], next_sentence: bool = True) -> dict:
     masked_lm_ids / masked_lm_weights [B, P] (P = most predictions in the batch; weights 0 on
     padding), next_sentence_labels [B] (left out when ``next_sentence`` is False).
     """
-    import torch
-
-    b = len(examples)
-    s = max(len(e["input_ids"]) for e in examples)
+    batch = encoder_inputs([e["input_ids"] for e in examples], [e["segment_ids"] for e in examples])
     p = max(1, max(len(e["masked_lm_positions"]) for e in examples))
-    input_ids = np.zeros((b, s), np.int64)
-    input_mask = np.zeros((b, s), np.int64)
-    segment_ids = np.zeros((b, s), np.int64)
-    positions = np.zeros((b, p), np.int64)
-    ids = np.zeros((b, p), np.int64)
-    weights = np.zeros((b, p), np.float32)
-    for r, e in enumerate(examples):
-        n, m = len(e["input_ids"]), len(e["masked_lm_positions"])
-        input_ids[r, :n] = e["input_ids"]
-        input_mask[r, :n] = 1
-        segment_ids[r, :n] = e["segment_ids"]
-        positions[r, :m] = e["masked_lm_positions"]
-        ids[r, :m] = e["masked_lm_ids"]
-        weights[r, :m] = 1.0
-    batch = {"input_ids": torch.from_numpy(input_ids), "input_mask": torch.from_numpy(input_mask),
-             "segment_ids": torch.from_numpy(segment_ids),
-             "masked_lm_positions": torch.from_numpy(positions),
-             "masked_lm_ids": torch.from_numpy(ids), "masked_lm_weights": torch.from_numpy(weights)}
+    batch["masked_lm_positions"] = pad([e["masked_lm_positions"] for e in examples], p)
+    batch["masked_lm_ids"] = pad([e["masked_lm_ids"] for e in examples], p)
+    batch["masked_lm_weights"] = pad([np.ones(len(e["masked_lm_positions"]), np.float32) for e in examples],
+                                     p, np.float32)
     if next_sentence:
         batch["next_sentence_labels"] = torch.tensor([e["next_sentence_labels"] for e in examples])
     return batch

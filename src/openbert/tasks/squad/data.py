@@ -15,6 +15,7 @@ import torch
 
 from ...errors import OpenBertError
 from ...io.fileio import read_json
+from ..common import encoder_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -375,22 +376,9 @@ def convert_examples_to_features(examples: list[SquadExample], tokenizer, max_se
     return features
 
 
-def _pad(rows: list[list[int]], length: int) -> torch.Tensor:
-    out = torch.zeros(len(rows), length, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
-
-
 def collate_predict(features: list[InputFeatures], pad_to: int | None = None) -> dict[str, torch.Tensor]:
     """Features -> {input_ids, input_mask, segment_ids} [B, S], zero-padded to the longest (or ``pad_to``)."""
-    length = max(len(f.input_ids) for f in features) if pad_to is None else pad_to
-    input_ids = _pad([f.input_ids for f in features], length)
-    input_mask = torch.zeros_like(input_ids)
-    for i, f in enumerate(features):
-        input_mask[i, :len(f.input_ids)] = 1
-    return {"input_ids": input_ids, "input_mask": input_mask,
-            "segment_ids": _pad([f.segment_ids for f in features], length)}
+    return encoder_inputs([f.input_ids for f in features], [f.segment_ids for f in features], pad_to)
 
 
 def collate_train(features: list[InputFeatures], pad_to: int | None = None) -> dict[str, torch.Tensor]:

@@ -120,22 +120,15 @@ def final_text_span(pred_text: str, orig_text: str, do_lower_case: bool,
     # Characters are assumed one-to-one aligned once spaces are gone.
     tok_s_to_ns_map = {tok_index: i for i, tok_index in tok_ns_to_s_map.items()}
 
-    orig_start_position = None
-    if start_position in tok_s_to_ns_map:
-        orig_start_position = orig_ns_to_s_map.get(tok_s_to_ns_map[start_position])
-    if orig_start_position is None:
-        if verbose_logging:
-            logger.info("Couldn't map start position")
-        return whole
+    def to_orig(position: int) -> int | None:
+        no_space = tok_s_to_ns_map.get(position)
+        return None if no_space is None else orig_ns_to_s_map.get(no_space)
 
-    orig_end_position = None
-    if end_position in tok_s_to_ns_map:
-        orig_end_position = orig_ns_to_s_map.get(tok_s_to_ns_map[end_position])
-    if orig_end_position is None:
+    orig_start_position, orig_end_position = to_orig(start_position), to_orig(end_position)
+    if orig_start_position is None or orig_end_position is None:
         if verbose_logging:
-            logger.info("Couldn't map end position")
+            logger.info("Couldn't map %s position", "start" if orig_start_position is None else "end")
         return whole
-
     return orig_start_position, orig_end_position + 1
 
 
