@@ -39,8 +39,8 @@ from ..errors import OpenBertError
 logger = logging.getLogger(__name__)
 
 TASKS = ("embed", "classify", "qa", "fill-mask", "ner")
-_TOKENIZER_LOCK = threading.Lock()  # the fast tokenizer's caches are shared by every call
 POOLINGS = ("mean", "cls")
+_TOKENIZER_LOCK = threading.Lock()  # the fast tokenizer's caches are shared by every call
 
 
 # ---------------------------------------------------------------------------------------------
