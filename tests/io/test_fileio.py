@@ -42,9 +42,9 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from openbert import fileio  # noqa: E402
+from openbert.io import fileio  # noqa: E402
 from openbert.errors import OpenBertError  # noqa: E402
-from openbert.fileio import (MANIFEST, check_output_dir, claim_output_dir, clean_stale,  # noqa: E402
+from openbert.io.fileio import (MANIFEST, check_output_dir, claim_output_dir, clean_stale,  # noqa: E402
                              output_folder, read_manifest)
 
 

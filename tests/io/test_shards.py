@@ -122,3 +122,69 @@ def test_output_is_atomic_and_never_overwrites_other_files(shared_data, tmp_path
     with pytest.raises(OpenBertError, match="not an openbert shard directory"):
         P.create_pretraining_data(str(good), str(taken), tok, progress=False)
     assert (taken / "precious.txt").read_text() == "keep me"
+
+
+# ---- the output is replaced only when it is openbert's own, never an input ------------------
+def _cpd(tmp_path, shared_data, *flags):
+    from openbert.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    if not corpus.exists():
+        corpus.write_text("a b c .\nd e f .\n\ng h i .\nj k l .\n")
+    flags = [f.replace("CORPUS", str(corpus)) for f in flags]
+    if not any(f.startswith("--input_file") for f in flags):
+        flags.append(f"--input_file={corpus}")
+    return main(["create-pretraining-data", f"--vocab_file={shared_data / 'vocab' / 'bert-base-uncased-vocab.txt'}",
+                 "--max_seq_length=32", "--max_predictions_per_seq=5", "--progress=false", *flags])
+
+
+def test_shard_folder_with_the_users_files_is_refused_and_kept(shared_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _cpd(tmp_path, shared_data, f"--output_file={out}") == 0
+    (out / "notes.txt").write_text("mine")  # a folder that holds meta.json and the user's file
+    assert _cpd(tmp_path, shared_data, f"--output_file={out}") == 2
+    assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+    assert (out / "meta.json").is_file()
+
+
+def test_the_input_corpus_inside_the_output_folder_is_never_deleted(shared_data, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "corpus.txt").write_text("a b c .\nd e f .\n\ng h i .\n")
+    assert _cpd(tmp_path, shared_data, f"--input_file={folder / 'corpus.txt'}", f"--output_file={folder}") == 2
+    assert "an input of this command" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["corpus.txt"]
+
+
+def test_an_earlier_shard_output_is_replaced_whole(shared_data, tmp_path):
+    out = tmp_path / "out"
+    two = tmp_path / "two.txt"
+    two.write_text("m n o .\np q r .\n\ns t u .\nv w x .\n")
+    assert _cpd(tmp_path, shared_data, f"--input_file=CORPUS,{two}", f"--output_file={out}") == 0
+    assert (out / "shard_00001").is_dir()
+    assert _cpd(tmp_path, shared_data, f"--output_file={out}") == 0  # one file: one shard now
+    assert not (out / "shard_00001").exists() and Shards(str(out)).meta["shards"][0]["source"].endswith("corpus.txt")
+
+
+def test_a_shard_folder_written_before_manifests_is_still_replaced(shared_data, tmp_path):
+    out = tmp_path / "out"
+    assert _cpd(tmp_path, shared_data, f"--output_file={out}") == 0
+    (out / ".openbert-manifest.json").unlink()
+    assert _cpd(tmp_path, shared_data, f"--output_file={out}", "--random_seed=7") == 0
+    assert Shards(str(out)).meta["random_seed"] == 7
+
+
+def test_tfrecord_output_replaces_only_a_tfrecord(shared_data, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    assert _cpd(tmp_path, shared_data, "--output_format=tfrecord", f"--output_file={notes}") == 2
+    assert "notes.txt exists and is not a TFRecord file" in capsys.readouterr().err
+    assert notes.read_text() == "my notes"
+    rec = tmp_path / "missing" / "folder" / "data.tfrecord"  # a missing folder is created
+    assert _cpd(tmp_path, shared_data, "--output_format=tfrecord", f"--output_file={rec}") == 0
+    first = rec.read_bytes()
+    assert _cpd(tmp_path, shared_data, "--output_format=tfrecord", f"--output_file={rec}",
+                "--random_seed=3") == 0  # an existing TFRecord file is replaced
+    assert rec.read_bytes() != first
+    assert _cpd(tmp_path, shared_data, "--output_format=tfrecord", "--output_file=CORPUS") == 2
+    assert "also an input" in capsys.readouterr().err

@@ -127,3 +127,28 @@ def test_bulk_encoding_equals_one_by_one():
     bulk = T.encode_examples({"input_ids": wide}, {"w": w})
     assert bulk == [T.encode_example({"input_ids": wide[i].tolist()}, {"w": w[i]}) for i in range(40)]
     assert len({len(b) for b in bulk}) > 2 and max(len(b) for b in bulk) > 300
+
+
+def _flip_inside_record(src, dst, record: int) -> None:
+    """Copy a TFRecord file with one byte of a record's float payload changed: the proto stays
+    valid (floats are fixed-size), only the data checksum can tell."""
+    data = bytearray(open(src, "rb").read())
+    start, length = T.index_records(src)[record]
+    weights = np.asarray([1.0, 1.0], "<f4").tobytes()
+    at = bytes(data[start:start + length]).find(weights)
+    assert at >= 0
+    data[start + at] ^= 0x01  # 1.0 -> 1.0000001: still a valid tf.train.Example
+    open(dst, "wb").write(bytes(data))
+
+
+def test_pretraining_input_checks_every_record_checksum_by_default(shared_data, tmp_path):
+    from openbert.tasks.pretraining.data import PretrainingDataset
+
+    bad = tmp_path / "flipped.tfrecord"
+    _flip_inside_record(shared_data / "tfrecord" / "pretraining_tiny.tfrecord", bad, record=2)
+    data = PretrainingDataset(str(bad), 16, 4)
+    data[0], data[1]  # the good records read
+    with pytest.raises(OpenBertError, match=r"flipped.tfrecord is corrupt at record 2 \(bad data checksum\)"):
+        data[2]
+    unchecked = PretrainingDataset(str(bad), 16, 4, verify_crc=False)
+    assert unchecked[2]["input_ids"].size  # without the check the damage would go unseen

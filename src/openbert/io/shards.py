@@ -18,7 +18,9 @@ A data set is a directory::
 Every array is a plain ``.npy`` file, opened with ``numpy.load(mmap_mode="r")``, so a data set
 larger than memory trains without loading it. The unmasked text of an instance is
 ``input_ids`` with ``masked_lm_ids`` put back at ``masked_lm_positions`` (dynamic masking uses this).
-A directory is written under a temporary name and renamed when complete.
+A directory is written under a temporary name and swapped in when complete
+(:func:`openbert.io.fileio.output_folder`); an existing directory is replaced only when it holds
+nothing but an earlier output of ``create-pretraining-data``, and never when it holds an input.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..errors import OpenBertError
-from .fileio import atomic_path
+from .fileio import output_folder
 
 FORMAT = "openbert-pretraining-shards"
 VERSION = 1
@@ -37,24 +39,53 @@ ARRAYS = ("input_ids", "offsets", "a_lengths", "masked_lm_positions", "masked_lm
           "mlm_offsets", "next_sentence_labels")
 
 
+COMMAND = "create-pretraining-data"
+WHAT = "an openbert shard directory"
+
+
 def is_shard_dir(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "meta.json"))
 
 
-class ShardWriter:
-    """Collect shards into ``directory`` (written atomically on ``close()``)."""
+def holds_only_shards(path: str) -> bool:
+    """True when ``path`` holds exactly a shard set (meta.json, subword_ids.npy and the shard
+    folders meta.json names, each with only its arrays): one written before output folders
+    carried a manifest."""
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        names = {s["name"] for s in meta["shards"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if meta.get("format") != FORMAT or not set(os.listdir(path)) <= names | {"meta.json", "subword_ids.npy"}:
+        return False
+    arrays = {f"{k}.npy" for k in ARRAYS}
+    return all(not os.path.isdir(os.path.join(path, n)) or set(os.listdir(os.path.join(path, n))) <= arrays
+               for n in names)
 
-    def __init__(self, directory: str, cfg, vocab, do_lower_case: bool | None = None):
+
+def check_output(directory: str, inputs=()) -> None:
+    """Fail before any work when ``directory`` may not receive shards (see :class:`ShardWriter`)."""
+    from .fileio import check_output_dir
+
+    check_output_dir(directory, COMMAND, "--output_file", overwrite_flag=None, inputs=inputs,
+                     legacy=holds_only_shards, what=WHAT)
+
+
+class ShardWriter:
+    """Collect shards into ``directory`` (swapped in atomically on ``close()``).
+
+    An existing ``directory`` is replaced only when it is an earlier output of
+    create-pretraining-data and holds none of ``inputs`` (OpenBertError otherwise).
+    """
+
+    def __init__(self, directory: str, cfg, vocab, do_lower_case: bool | None = None, inputs=()):
         """``cfg``: PretrainingDataConfig; ``vocab``: MaskingVocab."""
         self.directory = os.fspath(directory)
-        if os.path.exists(self.directory) and not is_shard_dir(self.directory):
-            if not os.path.isdir(self.directory) or os.listdir(self.directory):
-                raise OpenBertError(
-                    f"--output_file {self.directory} exists and is not an openbert shard "
-                    f"directory: choose a new path (shards are written as a directory)")
-        self._ctx = atomic_path(self.directory)
+        self._ctx = output_folder(self.directory, COMMAND, fresh=True, strict=True,
+                                  flag="--output_file", overwrite_flag=None, inputs=inputs,
+                                  legacy=holds_only_shards, what=WHAT)
         self._tmp = self._ctx.__enter__()
-        os.makedirs(self._tmp)
         self.token_dtype = np.uint16 if vocab.size <= 1 << 16 else np.int32
         self.meta = {"format": FORMAT, "version": VERSION, **asdict(cfg),
                      "vocab_size": int(vocab.size), "do_lower_case": do_lower_case,
@@ -78,9 +109,13 @@ class ShardWriter:
         self.meta["num_instances"] += len(arrays)
 
     def close(self) -> None:
-        with open(os.path.join(self._tmp, "meta.json"), "w", encoding="utf-8") as f:
-            json.dump(self.meta, f, indent=2)
-            f.write("\n")
+        try:
+            with open(os.path.join(self._tmp, "meta.json"), "w", encoding="utf-8") as f:
+                json.dump(self.meta, f, indent=2)
+                f.write("\n")
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:

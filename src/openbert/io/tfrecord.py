@@ -23,7 +23,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import OpenBertError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_output_file
 from .protobuf import encode_varint, fields, length_delimited, masked_crc32c
 
 _HEADER = struct.Struct("<QI")
@@ -85,6 +85,25 @@ class TFRecordWriter:
             self.abort()
 
 
+def looks_like_tfrecord(path: str | os.PathLike) -> bool:
+    """True when ``path`` starts with a TFRecord record header (its length checksum matches)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    if len(head) < 12:
+        return False
+    length, length_crc = _HEADER.unpack(head)
+    return masked_crc32c(head[:8]) == length_crc
+
+
+def check_tfrecord_output(path: str | os.PathLike, flag: str = "--output_file", inputs=()) -> None:
+    """Fail before any work when ``path`` may not receive a TFRecord file: it is a folder, an
+    input, or an existing file that is not a TFRecord (a missing folder is created on writing)."""
+    check_output_file(path, flag, "TFRecord file", looks_like_tfrecord, inputs)
+
+
 def index_records(path: str | os.PathLike, verify: bool = True) -> np.ndarray:
     """Scan a TFRecord file -> int64 array [N, 2] of (data offset, data length) per record.
 
@@ -104,11 +123,18 @@ def index_records(path: str | os.PathLike, verify: bool = True) -> np.ndarray:
         end = start + length
         if end + 4 > n:
             raise _corrupt(path, len(out), "the file ends inside a record")
-        if verify and masked_crc32c(buf[start:end]) != _FOOTER.unpack_from(buf, end)[0]:
-            raise _corrupt(path, len(out), "bad data checksum")
+        if verify:
+            check_record(buf, path, len(out), start, length)
         out.append((start, length))
         pos = end + 4
     return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def check_record(buf, path: str, index: int, start: int, length: int) -> None:
+    """Verify the data checksum of the record at ``buf[start:start + length]`` (OpenBertError
+    naming the file and record when it does not match)."""
+    if masked_crc32c(buf[start:start + length]) != _FOOTER.unpack_from(buf, start + length)[0]:
+        raise _corrupt(path, index, "bad data checksum")
 
 
 def open_mapped(path: str) -> bytes | mmap.mmap:

@@ -589,20 +589,35 @@ def create_pretraining_data(input_files: str | Sequence[str], output: str, token
     """
     from tqdm import tqdm
 
-    from ...io.shards import ShardWriter
-    from ...io.tfrecord import TFRecordWriter
+    from ...io.shards import ShardWriter, check_output
+    from ...io.tfrecord import TFRecordWriter, check_tfrecord_output
 
     files = expand_input_files(input_files)
+    if output_format == "tfrecord":
+        outputs = [p for p in output.split(",") if p]
+        if not outputs:
+            raise OpenBertError("--output_file names no file: pass comma-separated TFRecord file names")
+        for p in outputs:
+            check_tfrecord_output(p, inputs=files)
+    elif output_format == "shards":
+        check_output(output, inputs=files)
+    else:
+        raise OpenBertError(f"--output_format={output_format}: use shards or tfrecord")
     vocab = MaskingVocab(tokenizer.vocab, getattr(tokenizer, "vocab_file", "the vocabulary"))
     total = CreateSummary()
     t0 = time.perf_counter()
     if output_format == "tfrecord":
-        outputs = [p for p in output.split(",") if p]
-        sink = [TFRecordWriter(p) for p in outputs]
-    elif output_format == "shards":
-        sink = ShardWriter(output, cfg, vocab, do_lower_case=getattr(tokenizer, "do_lower_case", None))
+        sink = []
+        try:
+            for p in outputs:
+                sink.append(TFRecordWriter(p))
+        except BaseException:
+            for w in sink:
+                w.abort()
+            raise
     else:
-        raise OpenBertError(f"--output_format={output_format}: use shards or tfrecord")
+        sink = ShardWriter(output, cfg, vocab, do_lower_case=getattr(tokenizer, "do_lower_case", None),
+                           inputs=files)
     bar = tqdm(total=sum(os.path.getsize(f) for f in files), unit="B", unit_scale=True,
                disable=not progress, desc="create-pretraining-data")
     ok = False
@@ -641,13 +656,18 @@ def create_pretraining_data(input_files: str | Sequence[str], output: str, token
 # training input: shards or TFRecord files -> examples -> batches
 # ---------------------------------------------------------------------------------------------
 class _TFRecordSource:
-    """One TFRecord file of the original's features, read by record offset."""
+    """One TFRecord file of the original's features, read by record offset.
 
-    def __init__(self, path: str):
+    Each record's data checksum is verified when it is read (``verify_crc``), as TensorFlow's
+    reader does, so a damaged record stops training with an error naming the file and record.
+    """
+
+    def __init__(self, path: str, verify_crc: bool = True):
         from ...io.tfrecord import index_records, open_mapped
 
         self.path = path
-        self.index = index_records(path, verify=False)
+        self.verify_crc = verify_crc
+        self.index = index_records(path, verify=False)  # length checksums only; data on read
         self.buf = open_mapped(path)
         self.max_seq_length = self.max_predictions_per_seq = None
         if len(self.index):
@@ -668,9 +688,11 @@ class _TFRecordSource:
         self.buf = open_mapped(self.path)
 
     def _decode(self, i: int) -> dict:
-        from ...io.tfrecord import decode_example
+        from ...io.tfrecord import check_record, decode_example
 
         start, length = self.index[i]
+        if self.verify_crc:
+            check_record(self.buf, self.path, i, start, length)
         try:
             ex = decode_example(self.buf[start:start + length])
             return {k: ex[k] for k in ("input_ids", "input_mask", "segment_ids",
@@ -700,7 +722,8 @@ class PretrainingDataset:
     """
 
     def __init__(self, input_files: str | Sequence[str], max_seq_length: int,
-                 max_predictions_per_seq: int, dynamic_masking: "DynamicMasking | None" = None):
+                 max_predictions_per_seq: int, dynamic_masking: "DynamicMasking | None" = None,
+                 verify_crc: bool = True):
         from ...io.shards import Shards, is_shard_dir
 
         if isinstance(input_files, str):
@@ -720,7 +743,7 @@ class PretrainingDataset:
                 raise OpenBertError(f"{p} is a directory without meta.json: pass an openbert shard "
                                     f"directory or TFRecord files")
             else:
-                src = _TFRecordSource(p)
+                src = _TFRecordSource(p, verify_crc)
             for what, have, want in (("max_seq_length", src.max_seq_length, max_seq_length),
                                      ("max_predictions_per_seq", src.max_predictions_per_seq,
                                       max_predictions_per_seq)):
