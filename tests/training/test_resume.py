@@ -125,3 +125,48 @@ def test_resume_can_extend_a_finished_run(tmp_path):
     result = t.train()
     assert result.global_step == 5
     assert [s for s, _ in train_state.list_checkpoints(tmp_path)][-1] == 5
+
+
+def _flip_a_weight_byte(path) -> None:
+    """Change one byte inside a tensor's data: torch.load still reads the file without a word."""
+    state = torch.load(path, weights_only=True)
+    raw = state["model"]["classifier.weight"].numpy().tobytes()
+    data = bytearray(path.read_bytes())
+    at = bytes(data).find(raw[:64])
+    assert at >= 0
+    data[at + 3] ^= 0x40
+    path.write_bytes(bytes(data))
+    assert not torch.equal(torch.load(path, weights_only=True)["model"]["classifier.weight"],
+                           state["model"]["classifier.weight"])
+
+
+def _run4(out, **kw):
+    args = TrainingArguments(output_dir=str(out), train_batch_size=4, learning_rate=1e-3,
+                             num_train_steps=4, save_checkpoints_steps=2, keep_checkpoint_max=0,
+                             progress=False, device="cpu", plot=False, **kw)
+    model = tiny_model(0.0)
+    Trainer(model, args, tiny_data(16), collate).train()
+    return model
+
+
+def test_a_damaged_checkpoint_is_named_and_the_newest_good_one_is_used(tmp_path, caplog):
+    straight = _run4(tmp_path)
+    newest = train_state.checkpoint_path(tmp_path, 4)
+    _flip_a_weight_byte(newest)
+    with pytest.raises(OpenBertError, match=f"{newest.name} is damaged"):
+        train_state.load_checkpoint(newest)
+    with caplog.at_level("WARNING", logger="openbert.train_state"):
+        again = _run4(tmp_path)  # the same run: resumes from step 2, not from the damaged step 4
+    assert f"{newest} is damaged" in caplog.text
+    assert "resuming from step-00000002.pt, the newest good checkpoint" in caplog.text
+    for (k, a), b in zip(straight.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k  # and ends exactly where the undamaged run ended
+    train_state.load_checkpoint(newest)  # rewritten, good again
+
+
+def test_every_checkpoint_damaged_is_an_error_naming_them(tmp_path):
+    _run4(tmp_path)
+    for step in (2, 4):
+        _flip_a_weight_byte(train_state.checkpoint_path(tmp_path, step))
+    with pytest.raises(OpenBertError, match=r"step-00000004.pt is damaged.*\(the older step-00000002.pt too\)"):
+        _run4(tmp_path)

@@ -159,11 +159,45 @@ def test_metrics_checkpoints_and_plot(tmp_path):
     assert not list(tmp_path.rglob("*.tmp.*"))  # atomic writes leave no temporaries
 
 
-def test_fresh_start_in_a_used_output_dir_replaces_the_earlier_run(tmp_path):
+def test_overwrite_output_dir_replaces_the_earlier_run(tmp_path):
     _train(tmp_path, num_train_steps=6, save_checkpoints_steps=2, keep_checkpoint_max=0)
-    _, result = _train(tmp_path, num_train_steps=3, save_checkpoints_steps=2, keep_checkpoint_max=2)
+    _, result = _train(tmp_path, num_train_steps=3, save_checkpoints_steps=2, keep_checkpoint_max=2,
+                       overwrite_output_dir=True)
     assert [s for s, _ in train_state.list_checkpoints(tmp_path)] == [2, 3]
     assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [3]
+
+
+def test_the_same_run_again_resumes_by_itself(tmp_path, caplog):
+    """As the Estimator: checkpoints of the same model, data and batch settings are continued."""
+    common = dict(save_checkpoints_steps=2, keep_checkpoint_max=0, log_every_n_steps=1)
+    _train(tmp_path, num_train_steps=4, **common)
+    with caplog.at_level("INFO", logger="openbert.training"):
+        _, result = _train(tmp_path, num_train_steps=6, **common)
+    assert "resuming this run from" in caplog.text and "step-00000004.pt at step 4" in caplog.text
+    assert [s for s, _ in train_state.list_checkpoints(tmp_path)] == [2, 4, 6]
+    assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("change,named", [
+    (dict(data=tiny_data(seed=2)), "the training data"),
+    (dict(model=tiny_model(0.0).__class__(tiny_model().config.replace(intermediate_size=40), num_labels=2)),
+     "the model"),
+    (dict(seed=7), "--seed=42 there, 7 now"),
+    (dict(train_batch_size=4), "--train_batch_size=8 there, 4 now"),
+])
+def test_checkpoints_of_another_run_are_refused_not_deleted(tmp_path, change, named):
+    _train(tmp_path, num_train_steps=2)
+    before = {p.name: p.read_bytes() for p in train_state.checkpoint_dir(tmp_path).iterdir()}
+    with pytest.raises(OpenBertError, match=f"another run \\({named}.*--resume.*--overwrite_output_dir"):
+        _train(tmp_path, num_train_steps=2, **change)
+    assert {p.name: p.read_bytes() for p in train_state.checkpoint_dir(tmp_path).iterdir()} == before
+
+
+def test_resume_continues_another_run_on_purpose(tmp_path):
+    _train(tmp_path, num_train_steps=2)
+    _, result = _train(tmp_path, data=tiny_data(seed=2), num_train_steps=3, resume=True)
+    assert result.global_step == 3
 
 
 def test_nonfinite_loss_stops_with_a_checkpoint(tmp_path):

@@ -12,7 +12,11 @@ steps of ``args.train_batch_size`` examples each (the global batch, as the origi
   scaling on CUDA; the weights and optimizer state stay fp32);
 - data parallelism under ``torchrun`` (DistributedDataParallel: NCCL on GPU, gloo on CPU); rank 0
   alone logs and writes;
-- checkpoints every ``save_checkpoints_steps`` and at the end, keep-last-K, exact ``resume``;
+- checkpoints every ``save_checkpoints_steps`` and at the end, keep-last-K, exact resume; as the
+  original's Estimator, a run whose checkpoints are already in ``output_dir`` (same model, data and
+  batch settings: the fingerprint stored in each checkpoint) continues from the newest good one by
+  itself; checkpoints of another run are an error unless ``resume`` (continue anyway) or
+  ``overwrite_output_dir`` (delete them and start over);
 - tqdm progress, ``metrics.jsonl`` and ``metrics.png``; a non-finite loss stops the run with a
   checkpoint to inspect.
 
@@ -35,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import OpenBertError
+from ..io.fileio import clean_stale_in, record_outputs
 from . import state as train_state
 from .batching import GlobalBatchSampler, IndexBatches, inference_batches
 from .distributed import (WorldInfo, all_gather_object, all_reduce_mean, all_reduce_sum, barrier,
@@ -73,7 +78,8 @@ class TrainingArguments:
     max_grad_norm: float = 1.0  # <= 0: no clipping
     save_checkpoints_steps: int | None = 1000  # None or <= 0: only at the end
     keep_checkpoint_max: int = 3  # <= 0: keep all
-    resume: bool = False
+    resume: bool = False  # continue from the checkpoints in output_dir even if they are another run's
+    overwrite_output_dir: bool = False  # delete the checkpoints and metrics in output_dir first
     progress: bool = True
     log_every_n_steps: int = 10
     dataloader_num_workers: int = 0
@@ -101,8 +107,10 @@ class TrainingArguments:
             bad("num_train_steps", self.num_train_steps, "must be >= 1")
         if not 0 <= self.num_warmup_steps:
             bad("num_warmup_steps", self.num_warmup_steps, "must be >= 0")
-        if self.learning_rate < 0:
-            bad("learning_rate", self.learning_rate, "must be >= 0")
+        if not self.learning_rate > 0:
+            bad("learning_rate", self.learning_rate, "must be > 0 (BERT fine-tuning uses 2e-5 to 5e-5)")
+        if self.resume and self.overwrite_output_dir:
+            raise OpenBertError("--resume and --overwrite_output_dir contradict each other: pass one")
         if self.log_every_n_steps < 1:
             bad("log_every_n_steps", self.log_every_n_steps, "must be >= 1")
 
@@ -221,6 +229,19 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if self.world.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            record_outputs(self.output_dir, ["checkpoints/", "metrics.jsonl", "metrics.png"], "train")
+            clean_stale_in(train_state.checkpoint_dir(self.output_dir))
+        self.fingerprint = self._fingerprint()
+
+    def _fingerprint(self) -> dict:
+        """What makes two runs the same run: the model, the data and the batch settings."""
+        data = getattr(self.train_dataset, "fingerprint", None)
+        a = self.args
+        return {"model": train_state.model_fingerprint(self.model),
+                "data": data() if callable(data) else train_state.data_fingerprint(self.train_dataset),
+                "train_batch_size": a.train_batch_size,
+                "gradient_accumulation_steps": a.gradient_accumulation_steps, "seed": a.seed,
+                "optimizer": a.optimizer}
 
     def _wrap(self) -> torch.nn.Module:
         if self.world.world_size == 1:
@@ -237,6 +258,7 @@ class Trainer:
                 "train_batch_size": self.args.train_batch_size,
                 "seed": self.args.seed,
                 "world_size": self.world.world_size,
+                "fingerprint": self.fingerprint,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
@@ -252,12 +274,28 @@ class Trainer:
         barrier()
         return path
 
-    def _resume(self) -> None:
-        path = train_state.latest_checkpoint(self.output_dir)
-        if path is None:
-            raise OpenBertError(f"--resume: no checkpoint in {train_state.checkpoint_dir(self.output_dir)}; "
-                                f"run without --resume to start fresh")
-        state = train_state.load_checkpoint(path)
+    def _start(self) -> None:
+        """Resume from the newest good checkpoint of this run in output_dir, or start fresh."""
+        args, out = self.args, self.output_dir
+        found = None if args.overwrite_output_dir else train_state.load_latest(out)
+        if found is None:
+            if args.resume:
+                raise OpenBertError(f"--resume: no checkpoint in {train_state.checkpoint_dir(out)}; "
+                                    f"run without --resume to start fresh")
+            if self.world.is_main:
+                self._clear_earlier_run()
+            return
+        path, state = found
+        diff = train_state.describe_mismatch(state.get("fingerprint"), self.fingerprint)
+        if diff and not args.resume:
+            raise OpenBertError(
+                f"--output_dir {out} holds checkpoints of another run ({diff}); pass --resume to "
+                f"continue that run anyway, or --overwrite_output_dir to delete it and start over")
+        if diff:
+            logger.warning("--resume: continuing from %s although %s", path, diff)
+        self._resume(path, state)
+
+    def _resume(self, path: Path, state: dict) -> None:
         if state["train_batch_size"] != self.args.train_batch_size:
             raise OpenBertError(f"{path} was written with --train_batch_size={state['train_batch_size']}; "
                                 f"resume with the same value (got {self.args.train_batch_size})")
@@ -285,18 +323,18 @@ class Trainer:
             logger.warning("%s was written by %d processes, now %d: random states are reseeded",
                            path, len(rngs), self.world.world_size)
         if self.world.is_main:
-            logger.info("resuming from %s at step %d", path, self.global_step)
+            logger.info("resuming this run from %s at step %d (--overwrite_output_dir starts over)",
+                        path, self.global_step)
             self._truncate_metrics()
 
     def _clear_earlier_run(self) -> None:
-        """A fresh start in a used --output_dir: drop the earlier run's checkpoints and metrics, so
-        keep-last-K and --resume only ever see this run's."""
-        old = train_state.list_checkpoints(self.output_dir)
-        if old:
-            logger.warning("starting fresh: removing %d checkpoint(s) of an earlier run in %s (pass "
-                           "--resume to continue that run instead)", len(old),
-                           train_state.checkpoint_dir(self.output_dir))
-            for _, p in old:
+        """A fresh start: drop the metrics of an earlier attempt and, with --overwrite_output_dir,
+        the earlier run's checkpoints, so keep-last-K and resuming only ever see this run's."""
+        old = list(train_state.checkpoint_dir(self.output_dir).glob("*.pt"))
+        if old and self.args.overwrite_output_dir:
+            logger.warning("--overwrite_output_dir: removing %d checkpoint(s) of an earlier run in %s",
+                           len(old), train_state.checkpoint_dir(self.output_dir))
+            for p in old:
                 p.unlink(missing_ok=True)
         self.metrics_path.unlink(missing_ok=True)
 
@@ -314,10 +352,7 @@ class Trainer:
         args = self.args
         self._setup()
         self._resume_rng = None
-        if args.resume:
-            self._resume()
-        elif self.world.is_main:
-            self._clear_earlier_run()
+        self._start()
         barrier()
         if self.global_step >= args.num_train_steps:
             logger.info("already at step %d of %d: nothing to train", self.global_step, args.num_train_steps)
