@@ -79,3 +79,25 @@ def test_bad_configs(tmp_path):
         BertConfig.from_json_file(tmp_path / "bad.json")
     with pytest.raises(OpenBertError, match="position_embedding_type"):
         BertConfig.from_hf_dict({"vocab_size": 5, "position_embedding_type": "relative_key"})
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("num_hidden_layers", "two", "num_hidden_layers='two' must be a whole number"),
+    ("hidden_size", 16.5, "hidden_size=16.5 must be a whole number"),
+    ("vocab_size", True, "vocab_size=True must be a whole number"),
+    ("num_attention_heads", 0, "num_attention_heads=0 must be at least 1"),
+    ("hidden_dropout_prob", "0.1", "hidden_dropout_prob='0.1' must be a number"),
+    ("attention_probs_dropout_prob", 1.5, r"attention_probs_dropout_prob=1.5 must be in \[0, 1\)"),
+    ("hidden_act", ["gelu"], "hidden_act"),
+])
+def test_config_values_of_the_wrong_type_name_the_key_and_file(tmp_path, key, value, message):
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps({"vocab_size": 30, "hidden_size": 16, "num_attention_heads": 4, key: value}))
+    with pytest.raises(OpenBertError, match=message) as err:
+        BertConfig.from_json_file(path)
+    assert str(err.value).startswith(str(path))
+    hf = tmp_path / "config.json"
+    hf.write_text(json.dumps({"model_type": "bert", "vocab_size": 30, "hidden_size": 16,
+                              "num_attention_heads": 4, key: value}))
+    with pytest.raises(OpenBertError, match=key):
+        BertConfig.from_json_file(hf)

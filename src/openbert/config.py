@@ -52,6 +52,7 @@ class BertConfig:
     extra: dict = field(default_factory=dict)  # unknown keys, kept for round trips
 
     def __post_init__(self):
+        self._check_types()
         if self.hidden_act not in ACTIVATIONS:
             raise OpenBertError(f"unknown hidden_act {self.hidden_act!r}: use one of {', '.join(ACTIVATIONS)}")
         if self.gelu_form not in ("tanh", "erf"):
@@ -59,6 +60,32 @@ class BertConfig:
         if self.hidden_size % self.num_attention_heads:
             raise OpenBertError(f"hidden_size {self.hidden_size} is not a multiple of "
                                 f"num_attention_heads {self.num_attention_heads}")
+
+    _INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "intermediate_size", "max_position_embeddings", "type_vocab_size")
+    _FLOATS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
+               "layer_norm_eps")
+
+    def _check_types(self) -> None:
+        """Each value has its type and range: OpenBertError naming the key, the value and the fix."""
+        for key in self._INTS:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise OpenBertError(f"config value {key}={v!r} must be a whole number (e.g. "
+                                    f"{getattr(BertConfig, key, 12) if key != 'vocab_size' else 30522})")
+            if v < 1:
+                raise OpenBertError(f"config value {key}={v} must be at least 1")
+        for key in self._FLOATS:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise OpenBertError(f"config value {key}={v!r} must be a number (e.g. "
+                                    f"{getattr(BertConfig, key)})")
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0 <= getattr(self, key) < 1:
+                raise OpenBertError(f"config value {key}={getattr(self, key)} must be in [0, 1)")
+        for key in ("hidden_act", "gelu_form"):
+            if not isinstance(getattr(self, key), str):
+                raise OpenBertError(f"config value {key}={getattr(self, key)!r} must be a string")
 
     # ---- the original bert_config.json -------------------------------------------------------
     _ORIGINAL_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -94,9 +121,12 @@ class BertConfig:
     def from_json_file(cls, path: str | os.PathLike) -> "BertConfig":
         """Read a ``bert_config.json`` (original) or a HF ``config.json`` (detected by its keys)."""
         d = _read_json(path)
-        if _looks_like_hf(d):
-            return cls.from_hf_dict(d)
-        return cls.from_dict(d)
+        try:
+            if _looks_like_hf(d):
+                return cls.from_hf_dict(d)
+            return cls.from_dict(d)
+        except OpenBertError as e:
+            raise OpenBertError(f"{os.fspath(path)}: {e}") from None
 
     def to_json_file(self, path: str | os.PathLike) -> None:
         _atomic_write_text(path, self.to_json_string())
@@ -106,7 +136,7 @@ class BertConfig:
     def from_hf_dict(cls, d: dict) -> "BertConfig":
         """From HF's config.json: ``"gelu"`` there is the erf form, ``"gelu_new"`` the tanh form."""
         act = d.get("hidden_act", "gelu")
-        if act not in _HF_ACT:
+        if not isinstance(act, str) or act not in _HF_ACT:
             raise OpenBertError(f"unsupported hidden_act {act!r} in HF config")
         hidden_act, gelu_form = _HF_ACT[act]
         if d.get("gelu_form") in ("tanh", "erf"):

@@ -3,6 +3,7 @@ real-weight parity with HF transformers, exact round trips, clear errors."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 
 import numpy as np
@@ -217,3 +218,43 @@ def test_minilm_openbert_tf_openbert_round_trip_is_exact(minilm_dir, tmp_path):
     assert back.config == model.config
     for k, v in model.state_dict().items():
         assert torch.equal(back.state_dict()[k], v), k
+
+
+# ---- strict loading: every checkpoint tensor is used, or dropped on purpose --------------------
+def test_config_with_fewer_layers_than_the_weights_is_an_error_naming_them(tiny_tf):
+    one_layer = _tiny_config().replace(num_hidden_layers=1)
+    with pytest.raises(OpenBertError) as err:
+        BertForPreTraining.from_pretrained(tiny_tf, config=one_layer)
+    msg = str(err.value)
+    assert "holds 16 tensor(s)" in msg and "bert.encoder.layer.1.attention.output.LayerNorm.bias" in msg
+    assert "--allow_unused_weights" in msg
+    model = BertForPreTraining.from_pretrained(tiny_tf, config=one_layer, allow_unused=True)
+    assert len(model.bert.encoder.layer) == 1
+
+
+def test_fine_tuning_drops_the_pre_training_heads_and_pooler_as_the_original(tiny_tf, caplog):
+    with caplog.at_level(logging.INFO, logger="openbert.checkpoints"):
+        qa = BertForQuestionAnswering.from_pretrained(tiny_tf)
+    assert "not used by BertForQuestionAnswering" in caplog.text and "bert.pooler.dense.weight" in caplog.text
+    assert "cls.predictions.bias" in caplog.text and qa.qa_outputs.weight.shape == (2, 16)
+
+
+def test_another_tasks_head_is_dropped_only_on_purpose(tmp_path):
+    torch.manual_seed(0)
+    BertForSequenceClassification(_tiny_config(), num_labels=3).save_pretrained(tmp_path / "clf")
+    with pytest.raises(OpenBertError, match=r"2 tensor\(s\) that BertForQuestionAnswering .* does not use "
+                                            r"\(classifier.bias, classifier.weight\)"):
+        BertForQuestionAnswering.from_pretrained(tmp_path / "clf")
+    BertForQuestionAnswering.from_pretrained(tmp_path / "clf", allow_unused=True)
+    BertModel.from_pretrained(tmp_path / "clf")  # a bare encoder uses no head: any head is dropped
+
+
+def test_saved_weights_follow_the_umask(tmp_path):
+    """safetensors creates its file with mode 0600; openbert's outputs follow the umask."""
+    old = os.umask(0o022)
+    try:
+        BertModel(_tiny_config()).save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert set(modes.values()) == {0o644}, modes

@@ -4,8 +4,16 @@ Tensor names are canonical (see :mod:`openbert.checkpoints.names`). Loading
 (:func:`load_pretrained`) accepts a TF prefix (``.../bert_model.ckpt``), a folder with a TF
 ``checkpoint`` file or a Google release folder, a HF folder (``config.json`` + ``model.safetensors``
 or ``pytorch_model.bin``), an openbert folder, or a weights file. Encoder tensors the checkpoint
-lacks are an error; a missing head (or pooler) is initialised fresh and logged by name;
-checkpoint tensors the model does not use are logged by name.
+lacks are an error; a missing head (or pooler) is initialised fresh and logged by name. Loading is
+strict the other way too: a checkpoint tensor the model does not use is an error naming it (a
+config with fewer layers than the weights, a task head of another task), except the parts every
+fine-tuning of a pre-trained checkpoint drops, as the original does: the pre-training heads
+(``cls/predictions``, ``cls/seq_relationship``) and the pooler; a bare encoder
+(:class:`~openbert.model.bert.BertModel`) drops any head. ``allow_unused=True``
+(``--allow_unused_weights``) drops the others on purpose.
+
+Writing (:func:`write_hf_folder`, :func:`write_tf_folder`) goes through
+:func:`openbert.io.fileio.output_folder`: the folder appears complete or not at all.
 
 The model classes' ``from_pretrained`` / ``save_pretrained`` are :func:`load_pretrained` and
 :func:`save_pretrained`, installed on :class:`~openbert.model.bert.BertPreTrainedModel` when this
@@ -13,6 +21,8 @@ module is imported (the model package knows no file format).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import json
 import logging
@@ -25,7 +35,7 @@ import torch
 
 from ..config import BertConfig
 from ..errors import OpenBertError
-from ..io.fileio import atomic_path
+from ..io.fileio import output_folder
 from ..model.bert import BertModel, BertPreTrainedModel
 from .names import (ENCODER_PREFIX, IGNORED, TIED_DECODER, canonical_name, canonical_state,
                     canonical_to_tf, tf_name, tf_to_canonical)
@@ -36,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TF_PREFIX = "bert_model.ckpt"
+# checkpoint parts a model may leave unused without --allow_unused_weights: what fine-tuning a
+# pre-trained checkpoint drops in the original (pre-training heads, and the pooler for SQuAD)
+DROPPED_WHEN_FINE_TUNING = re.compile(r"^(cls\.predictions\.|cls\.seq_relationship\.|bert\.pooler\.)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,14 +202,34 @@ def _head_kwargs(cls, state: dict, head_kwargs: dict) -> dict:
     return kwargs
 
 
-def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = None, **head_kwargs):
+_ALLOW_UNUSED = contextvars.ContextVar("openbert_allow_unused", default=False)
+
+
+@contextlib.contextmanager
+def unused_weights_allowed(allowed: bool = True):
+    """Within the block, :func:`load_pretrained` without an explicit ``allow_unused`` drops
+    checkpoint tensors the model does not use (how ``--allow_unused_weights`` reaches a task's
+    ``build_model``)."""
+    token = _ALLOW_UNUSED.set(allowed)
+    try:
+        yield
+    finally:
+        _ALLOW_UNUSED.reset(token)
+
+
+def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = None,
+                    allow_unused: bool | None = None, **head_kwargs):
     """Build ``cls(config, **head_kwargs)`` and fill it from the checkpoint at ``path``.
 
     ``path``: TF prefix / folder, HF folder, openbert folder or weights file. ``config``: a
     BertConfig or a config file; by default the one beside the checkpoint. ``num_labels`` is taken
     from a fine-tuned checkpoint's classifier when not given. Raises OpenBertError on shape
-    mismatch or missing encoder tensors; logs heads that are initialised fresh.
+    mismatch, missing encoder tensors, or checkpoint tensors the model does not use (beyond
+    :data:`DROPPED_WHEN_FINE_TUNING`; ``allow_unused`` drops them with a warning); logs heads that
+    are initialised fresh. ``allow_unused`` None: as :func:`unused_weights_allowed` says (False).
     """
+    if allow_unused is None:
+        allow_unused = _ALLOW_UNUSED.get()
     path = os.fspath(path)
     config_obj = load_config(path, config)
     config_desc = (os.fspath(config) if isinstance(config, (str, os.PathLike)) else
@@ -229,12 +262,24 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
         shown = ", ".join(encoder_missing[:5]) + (" ..." if len(encoder_missing) > 5 else "")
         raise OpenBertError(f"{source} lacks {len(encoder_missing)} encoder tensor(s) the model needs "
                             f"({shown}); is it a BERT checkpoint matching {config_desc}?")
+    # a bare encoder uses no head at all: it drops any head, never an encoder tensor
+    unused = sorted(n for n in unexpected if not DROPPED_WHEN_FINE_TUNING.match(n)
+                    and not (is_base and not n.startswith(ENCODER_PREFIX) and n in state))
+    if unused and not allow_unused:
+        shown = ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else "")
+        raise OpenBertError(
+            f"{source} holds {len(unused)} tensor(s) that {cls.__name__} built from {config_desc} does "
+            f"not use ({shown}): use the config that belongs to this checkpoint, or pass "
+            f"--allow_unused_weights to drop them on purpose")
     model.load_state_dict(to_load, strict=False)
     model.init_weights(only={own[c] for c in missing})
     if missing:
         logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(missing))
-    if unexpected:
-        logger.info("%s: not used by %s: %s", source, cls.__name__, ", ".join(sorted(unexpected)))
+    if unused:
+        logger.warning("%s: dropped on purpose (--allow_unused_weights): %s", source, ", ".join(unused))
+    dropped = sorted(set(unexpected) - set(unused))
+    if dropped:
+        logger.info("%s: not used by %s: %s", source, cls.__name__, ", ".join(dropped))
     return model
 
 
@@ -255,26 +300,34 @@ def _hf_architecture(state: dict) -> str:
 
 
 def _copy_vocab(vocab_file, directory: str) -> None:
+    """Copy ``vocab_file`` to ``directory/vocab.txt`` (a staging folder) unless it is that file."""
     if vocab_file is None:
         return
     vocab_file = os.fspath(vocab_file)
     if not os.path.isfile(vocab_file):
         raise OpenBertError(f"vocab file not found: {vocab_file}")
     target = os.path.join(directory, "vocab.txt")
-    if os.path.abspath(vocab_file) != os.path.abspath(target):
-        with atomic_path(target) as tmp:
-            shutil.copyfile(vocab_file, tmp)
+    if not (os.path.exists(target) and os.path.samefile(vocab_file, target)):
+        if os.path.lexists(target):
+            os.remove(target)  # a hard link to the earlier file: never write through it
+        shutil.copyfile(vocab_file, target)
 
 
 def write_hf_folder(state: dict[str, torch.Tensor], config: BertConfig, directory, vocab_file=None,
-                    architecture: str | None = None) -> str:
+                    architecture: str | None = None, fresh: bool = False, overwrite: bool = False,
+                    command: str | None = None, strict: bool = False, flag: str = "--output_dir") -> str:
     """Write canonical tensors as a HF folder: config.json, bert_config.json, model.safetensors
     (HF names: no ``bert.`` prefix for a base model; the tied decoder written out for LM heads so
-    that transformers loads it with no missing keys), and vocab.txt when given."""
+    that transformers loads it with no missing keys), and vocab.txt when given.
+
+    The folder is swapped in complete (:func:`openbert.fileio.output_folder`): other entries of an
+    existing folder are kept (unless ``fresh``: then earlier openbert outputs there go); a file of
+    the same name that openbert did not write is replaced only with ``overwrite``. ``strict``: a
+    command's output, which must pass :func:`openbert.fileio.check_output_dir` for ``command``
+    (``flag`` names it in errors; ``overwrite`` then replaces the whole folder)."""
     from safetensors.torch import save_file
 
     directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
     architecture = architecture or _hf_architecture(state)
     if architecture == "BertModel":
         out = {k[len(ENCODER_PREFIX):] if k.startswith(ENCODER_PREFIX) else k: v for k, v in state.items()}
@@ -285,32 +338,35 @@ def write_hf_folder(state: dict[str, torch.Tensor], config: BertConfig, director
             out[TIED_DECODER[1]] = out["cls.predictions.bias"]
     out = {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
     num_labels = int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else None
-    with atomic_path(os.path.join(directory, "model.safetensors")) as tmp:
-        save_file(out, tmp, metadata={"format": "pt"})
-    config.to_hf_json_file(os.path.join(directory, "config.json"), architecture, num_labels=num_labels)
-    config.to_json_file(os.path.join(directory, "bert_config.json"))
-    _copy_vocab(vocab_file, directory)
+    with output_folder(directory, command, fresh=fresh, strict=strict, overwrite=overwrite,
+                       flag=flag) as tmp:
+        save_file(out, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        config.to_hf_json_file(os.path.join(tmp, "config.json"), architecture, num_labels=num_labels)
+        config.to_json_file(os.path.join(tmp, "bert_config.json"))
+        _copy_vocab(vocab_file, tmp)
     return directory
 
 
-def save_pretrained(model, directory, vocab_file=None) -> str:
+def save_pretrained(model, directory, vocab_file=None, overwrite: bool = False) -> str:
     """Write ``model`` as an openbert/HF folder (see :func:`write_hf_folder`); returns the folder."""
     return write_hf_folder(canonical_state(model), model.config, directory, vocab_file,
-                           architecture=type(model).hf_architecture)
+                           architecture=type(model).hf_architecture, overwrite=overwrite)
 
 
 def write_tf_folder(state: dict[str, torch.Tensor], config: BertConfig, directory, vocab_file=None,
-                    prefix_name: str = TF_PREFIX) -> str:
+                    prefix_name: str = TF_PREFIX, fresh: bool = False, overwrite: bool = False,
+                    command: str | None = None, strict: bool = False, flag: str = "--output_dir") -> str:
     """Write canonical tensors as a Google-style release folder: bert_config.json, vocab.txt,
-    ``bert_model.ckpt.index`` / ``.data-00000-of-00001`` and the ``checkpoint`` file. Returns the prefix."""
+    ``bert_model.ckpt.index`` / ``.data-00000-of-00001`` and the ``checkpoint`` file, swapped in
+    complete as :func:`write_hf_folder`. Returns the prefix."""
     directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
-    prefix = os.path.join(directory, prefix_name)
-    write_tf_checkpoint(prefix, canonical_to_tf(state))
-    write_checkpoint_state(directory, prefix_name)
-    config.to_json_file(os.path.join(directory, "bert_config.json"))
-    _copy_vocab(vocab_file, directory)
-    return prefix
+    with output_folder(directory, command, fresh=fresh, strict=strict, overwrite=overwrite,
+                       flag=flag) as tmp:
+        write_tf_checkpoint(os.path.join(tmp, prefix_name), canonical_to_tf(state))
+        write_checkpoint_state(tmp, prefix_name)
+        config.to_json_file(os.path.join(tmp, "bert_config.json"))
+        _copy_vocab(vocab_file, tmp)
+    return os.path.join(directory, prefix_name)
 
 
 def save_tf_checkpoint(model, directory, vocab_file=None) -> str:

@@ -350,10 +350,11 @@ class BertPreTrainedModel(nn.Module):
         (:func:`openbert.checkpoints.pretrained.load_pretrained`)."""
         return cls._load_pretrained(cls, path, config=config, **kwargs)
 
-    def save_pretrained(self, directory, vocab_file=None) -> None:
+    def save_pretrained(self, directory, vocab_file=None, overwrite: bool = False) -> None:
         """Write ``config.json`` + ``bert_config.json`` + ``model.safetensors`` (HF-loadable), and
-        ``vocab.txt`` copied from ``vocab_file`` when given."""
-        self._save_pretrained(self, directory, vocab_file=vocab_file)
+        ``vocab.txt`` copied from ``vocab_file`` when given, swapped in as one complete folder; a
+        same-named file openbert did not write is replaced only with ``overwrite``."""
+        self._save_pretrained(self, directory, vocab_file=vocab_file, overwrite=overwrite)
 
 
 def _attention_bias(input_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 from ..checkpoints.pretrained import find_config, find_vocab, load_config
 from ..config import BertConfig
 from ..errors import OpenBertError
-from ..tokenization.wordpiece import FullTokenizer, validate_case_matches_checkpoint
+from ..tokenization.wordpiece import FullTokenizer, load_vocab, validate_case_matches_checkpoint
 from ..training import state as train_state
 from ..training.distributed import is_main_process
 from ..training.trainer import Trainer, TrainingArguments
@@ -82,18 +82,23 @@ class ModelSource:
     config: BertConfig
     vocab_file: str | None
     tokenizer: FullTokenizer | None
+    allow_unused: bool = False  # drop checkpoint tensors the model does not use (--allow_unused_weights)
 
 
 def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file=None,
                          do_lower_case: bool = True, max_seq_length: int | None = None,
-                         saved_model_dir=None, need_tokenizer: bool = True) -> ModelSource:
+                         saved_model_dir=None, need_tokenizer: bool = True,
+                         allow_unused: bool = False) -> ModelSource:
     """The original flags -> the model to run: checkpoint, config, vocab and tokenizer.
 
     ``bert_config_file`` and ``vocab_file`` default to the files beside the checkpoint.
     ``saved_model_dir``: a folder whose saved model wins over ``init_checkpoint`` (evaluation or
     prediction without training uses the model trained earlier in the output folder, as the
     original's Estimator restores the latest checkpoint there). ``max_seq_length`` is checked
-    against the model when given. Without ``need_tokenizer`` a missing vocab is allowed.
+    against the model when given, and every vocabulary id must fit the model. Without
+    ``need_tokenizer`` a missing vocab is allowed. ``allow_unused``: loading the model drops
+    checkpoint tensors it does not use instead of stopping
+    (:func:`openbert.checkpoints.pretrained.load_pretrained`).
     """
     if need_tokenizer:  # the original checks the casing first, before reading anything
         validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
@@ -104,14 +109,29 @@ def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file
     if max_seq_length is not None:
         check_max_seq_length(max_seq_length, config, bert_config_file or path)
     if not need_tokenizer:
-        return ModelSource(path, config, _vocab_file(path or init_checkpoint, vocab_file), None)
+        vocab = _vocab_file(path or init_checkpoint, vocab_file)
+        if vocab:
+            check_vocab_fits(max(load_vocab(vocab).values(), default=-1) + 1, vocab, config,
+                             bert_config_file or path)
+        return ModelSource(path, config, vocab, None, allow_unused)
     tokenizer, vocab = load_tokenizer(path, vocab_file, do_lower_case, init_checkpoint=init_checkpoint)
-    return ModelSource(path, config, vocab, tokenizer)
+    check_vocab_fits(max(tokenizer.vocab.values(), default=-1) + 1, vocab, config, bert_config_file or path)
+    return ModelSource(path, config, vocab, tokenizer, allow_unused)
+
+
+def check_vocab_fits(num_tokens: int, vocab_file, config: BertConfig, source) -> None:
+    """Every id of the vocabulary (ids ``0 .. num_tokens - 1``) must have a row in the model's
+    embedding table."""
+    if num_tokens > config.vocab_size:
+        raise OpenBertError(f"--vocab_file {vocab_file} has {num_tokens} tokens but the model "
+                            f"({source}) has vocab_size={config.vocab_size}: use the vocab.txt that "
+                            f"belongs to the model")
 
 
 def build_model(cls, path, config: BertConfig, **head_kwargs):
     """A ``cls`` model from ``path`` (TF / HF / openbert; heads missing are initialised fresh and
-    logged), or randomly initialised when there is no path (as the original without the flag)."""
+    logged; tensors it does not use are an error, see :func:`load_pretrained`), or randomly
+    initialised when there is no path (as the original without the flag)."""
     if path:
         return cls.from_pretrained(path, config=config, **head_kwargs)
     logger.warning("no --init_checkpoint: the %s starts from random weights", cls.__name__)

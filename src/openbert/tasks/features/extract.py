@@ -239,15 +239,19 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
 # ---------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=2)
 def load_encoder(init_checkpoint: str, bert_config_file: str | None = None, vocab_file: str | None = None,
-                 do_lower_case: bool = True, max_seq_length: int | None = None):
+                 do_lower_case: bool = True, max_seq_length: int | None = None,
+                 allow_unused: bool = False):
     """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / folder, HF or openbert folder).
 
     The config and vocab are found beside the checkpoint unless given; ``max_seq_length`` is
-    checked against the model when given. Cached: ``encode`` calls with the same path load it once.
+    checked against the model when given (``allow_unused``: see
+    :func:`openbert.checkpoints.pretrained.load_pretrained`). Cached: ``encode`` calls with the
+    same path load it once.
     """
     source = resolve_model_source(init_checkpoint, bert_config_file, vocab_file, do_lower_case,
                                   max_seq_length)
-    return BertModel.from_pretrained(source.path, config=source.config), source.tokenizer
+    return (BertModel.from_pretrained(source.path, config=source.config, allow_unused=allow_unused),
+            source.tokenizer)
 
 
 def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, layers=-1,

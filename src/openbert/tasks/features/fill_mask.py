@@ -73,13 +73,13 @@ def check_mlm_head(state: dict, source: str) -> None:
                             "encoder-only models such as sentence-embedding models cannot fill masks")
 
 
-def load_mlm(init_checkpoint: str, config=None):
+def load_mlm(init_checkpoint: str, config=None, allow_unused: bool = False):
     """A :class:`~openbert.model.bert.BertForPreTraining` whose masked-LM head comes from the
     checkpoint; ``config``: a BertConfig or config file (default: the one beside it)."""
     state, _, source = read_checkpoint(init_checkpoint)
     check_mlm_head(state, source)
     del state
-    return BertForPreTraining.from_pretrained(init_checkpoint, config=config)
+    return BertForPreTraining.from_pretrained(init_checkpoint, config=config, allow_unused=allow_unused)
 
 
 def predict_masks(model, tokenizer, features: list[MaskedFeature], top_k: int = 5, batch_size: int = 32,

@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 
 from ...errors import OpenBertError
-from ...io.fileio import atomic_open, atomic_path
+from ...io.fileio import atomic_open, atomic_path, check_output_file
 
 OUTPUT_FORMATS = ("jsonl", "npz", "safetensors")
 
@@ -158,13 +158,45 @@ def output_format_for(path: str, fmt: str | None) -> str:
     return "jsonl"
 
 
-def check_output_path(path: str | os.PathLike, fmt: str = "jsonl", pooling: str = "none") -> None:
-    """Fail before any work when the output cannot be written as asked."""
+def first_json_line_has(path: str, key: str) -> bool:
+    """True when the first line of ``path`` is a JSON object holding ``key``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            row = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(row, dict) and key in row
+
+
+def is_features_file(path: str, fmt: str) -> bool:
+    """True when ``path`` looks like an earlier extract-features output in ``fmt``."""
+    if fmt == "jsonl":
+        return first_json_line_has(path, "linex_index")
+    try:
+        if fmt == "npz":
+            with zipfile.ZipFile(path) as z:
+                return {"offsets.npy", "layers.npy"} <= set(z.namelist())
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(min(n, 1 << 24)))
+        return header.get("__metadata__", {}).get("format") == "openbert-features"
+    except (OSError, ValueError, struct.error, AttributeError, zipfile.BadZipFile):
+        return False
+
+
+def check_output_path(path: str | os.PathLike, fmt: str = "jsonl", pooling: str = "none",
+                      kind: str | None = None, is_kind=None, inputs=()) -> None:
+    """Fail before any work when the output cannot be written as asked: its folder is missing,
+    it is a folder or an input, or it exists and is not ``kind`` (default: an extract-features
+    output in ``fmt``)."""
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise OpenBertError(f"cannot write {path}: directory {d} does not exist; create it first")
     if os.path.isdir(path):
         raise OpenBertError(f"--output_file {path} is a directory; pass a file name")
+    if kind is None:
+        kind, is_kind = f"extract-features {fmt} output", lambda p: is_features_file(p, fmt)
+    check_output_file(path, "--output_file", kind, is_kind, inputs)
     if fmt == "jsonl" and pooling != "none":
         raise OpenBertError("--pooling needs array output: add --output_format npz or safetensors "
                             "(the original JSON lines hold every token)")
