@@ -3,6 +3,7 @@ SQuAD-format file built from CoNLL-2003 (openbert.tasks.squad.synth), bad input,
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -218,3 +219,27 @@ def test_squad_eval_cli(tmp_path, capsys):
     assert "not a JSON file" in capsys.readouterr().err
     assert main(["squad-eval", str(tmp_path / "missing.json"), p]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_squad_eval_follows_the_declared_version_and_version_flag(tmp_path, capsys):
+    data = {"version": "1.1", "data": [{"paragraphs": [{"context": "c", "qas": [
+        {"id": "1", "question": "q", "answers": [{"text": "Broncos", "answer_start": 0}], "is_impossible": True},
+        {"id": "2", "question": "q", "answers": [{"text": "Steve", "answer_start": 0}]}]}]}]}
+    d = _write(tmp_path / "dev.json", data)
+    p = _write(tmp_path / "pred.json", {"1": "Broncos", "2": "Steve"})
+    assert main(["squad-eval", d, p]) == 0
+    assert json.loads(capsys.readouterr().out) == {"exact_match": 100.0, "f1": 100.0}
+    assert main(["squad-eval", d, p, "--version", "2.0"]) == 0
+    assert json.loads(capsys.readouterr().out)["HasAns_total"] == 2
+
+
+def test_squad_eval_out_file_into_a_missing_folder_or_onto_a_folder(tmp_path, capsys):
+    data = {"version": "1.1", "data": [{"paragraphs": [{"context": "c", "qas": [
+        {"id": "1", "question": "q", "answers": [{"text": "x", "answer_start": 0}]}]}]}]}
+    d, p = _write(tmp_path / "dev.json", data), _write(tmp_path / "pred.json", {"1": "x"})
+    assert main(["squad-eval", d, p, "-o", str(tmp_path / "new" / "dir" / "m.json")]) == 0
+    assert json.loads((tmp_path / "new" / "dir" / "m.json").read_text())["f1"] == 100.0
+    (tmp_path / "folder").mkdir()
+    assert main(["squad-eval", d, p, "-o", str(tmp_path / "folder")]) == 2
+    assert "--out-file" in capsys.readouterr().err and os.listdir(tmp_path / "folder") == []
+    assert sorted(os.listdir(tmp_path)) == ["dev.json", "folder", "new", "pred.json"]

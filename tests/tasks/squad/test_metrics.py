@@ -97,3 +97,17 @@ def test_evaluate_picks_the_version():
     assert evaluate(v2, {"a": "x"})["HasAns_total"] == 1
     # no version field: an impossible question means v2.0
     assert "exact" in evaluate({"data": _data([_qa("a", impossible=True)])}, {"a": ""})
+
+
+def test_the_declared_version_wins_over_the_questions():
+    """A file declared 1.1 is scored by evaluate-v1.1.py even when a question carries
+    is_impossible (the official v1.1 script ignores that field); ``version`` forces one."""
+    data = _data([_qa("a", "x y"), _qa("b", "z", impossible=False)])
+    data[0]["paragraphs"][0]["qas"][1]["is_impossible"] = True
+    v1 = {"version": "1.1", "data": data}
+    assert set(evaluate(v1, {"a": "x", "b": "z"})) == {"exact_match", "f1"}
+    assert "HasAns_total" in evaluate(v1, {"a": "x", "b": "z"}, version="2.0")
+    assert set(evaluate({"version": "v2.0", "data": data}, {"a": "x", "b": "z"}, version="1.1")) == {
+        "exact_match", "f1"}
+    with pytest.raises(OpenBertError, match="--version 3.0: use 1.1 or 2.0"):
+        evaluate(v1, {}, version="3.0")

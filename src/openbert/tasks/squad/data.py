@@ -122,9 +122,13 @@ def load_squad_json(path: str | os.PathLike) -> dict:
 
 
 def is_version_2(data: dict) -> bool:
-    """True when a SQuAD JSON holds v2.0 data (its version says so, or a question is impossible)."""
-    if str(data.get("version", "")).lstrip("v").startswith("2"):
-        return True
+    """True when a SQuAD JSON holds v2.0 data: its declared version says so, or, declaring none,
+    a question is impossible."""
+    from .metrics import declared_version
+
+    declared = declared_version(data)
+    if declared:
+        return declared == "2.0"
     return any(qa.get("is_impossible", False) for entry in data["data"]
                for p in entry["paragraphs"] for qa in p["qas"])
 

@@ -1,6 +1,7 @@
 """The official SQuAD metrics (evaluate-v1.1.py and evaluate-v2.0.py), as library functions.
 
-``evaluate(dataset_json, predictions, na_probs=None)`` picks the version from the data and returns
+``evaluate(dataset_json, predictions, na_probs=None, version=None)`` scores with the version given,
+else the one the file declares (guessed from the questions only when it declares none), and returns
 the official script's output dict: v1.1 ``{exact_match, f1}``; v2.0 ``{exact, f1, total,
 HasAns_exact, HasAns_f1, HasAns_total, NoAns_..., [best_exact, best_exact_thresh, best_f1,
 best_f1_thresh]}`` (the best thresholds when ``na_probs`` is given). Scores are percentages.
@@ -161,17 +162,44 @@ def evaluate_v2(dataset: list, predictions: dict, na_probs: dict | None = None,
     return out
 
 
+VERSIONS = ("1.1", "2.0")
+
+
+def declared_version(dataset_json: dict) -> str | None:
+    """The SQuAD version a file declares ("1.1" / "2.0" from its ``version``), or None."""
+    v = str(dataset_json.get("version", "")).strip().lstrip("v")
+    if v.startswith("2"):
+        return "2.0"
+    if v.startswith("1"):
+        return "1.1"
+    return None
+
+
+def squad_version(dataset_json: dict, version: str | None = None) -> str:
+    """``version`` when given, else the version the file declares; only a file declaring none is
+    guessed: v2.0 when a question is impossible or has no answer (the official v1.1 script ignores
+    ``is_impossible``, so a file declared 1.1 is scored as 1.1)."""
+    if version is not None:
+        if version not in VERSIONS:
+            from ...errors import OpenBertError
+
+            raise OpenBertError(f"--version {version}: use 1.1 or 2.0")
+        return version
+    declared = declared_version(dataset_json)
+    if declared:
+        return declared
+    any_v2 = any(qa.get("is_impossible", False) or not qa.get("answers")
+                 for qa in _questions(dataset_json["data"]))
+    return "2.0" if any_v2 else "1.1"
+
+
 def is_version_2(dataset_json: dict) -> bool:
-    """v2.0 when the file's version says so or any question is impossible / has no answer."""
-    if str(dataset_json.get("version", "")).lstrip("v").startswith("2"):
-        return True
-    return any(qa.get("is_impossible", False) or not qa.get("answers")
-               for qa in _questions(dataset_json["data"]))
+    return squad_version(dataset_json) == "2.0"
 
 
 def evaluate(dataset_json: dict, predictions: dict, na_probs: dict | None = None,
-             na_prob_thresh: float = 1.0) -> dict:
-    """The official metrics for the data's SQuAD version (see module docstring)."""
-    if is_version_2(dataset_json):
+             na_prob_thresh: float = 1.0, version: str | None = None) -> dict:
+    """The official metrics for the SQuAD version :func:`squad_version` gives (see module docstring)."""
+    if squad_version(dataset_json, version) == "2.0":
         return evaluate_v2(dataset_json["data"], predictions, na_probs, na_prob_thresh)
     return evaluate_v1(dataset_json["data"], predictions)
