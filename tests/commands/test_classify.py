@@ -179,3 +179,51 @@ def test_real_minilm_on_mrpc(tmp_path, minilm_dir, shared_data):
                   "--learning_rate=2e-5", "--eval_batch_size=64")
     assert rc == 0
     assert float(read_results(out / "eval_results.txt")["eval_accuracy"]) > 0.72
+
+
+# ---- nothing a user made is lost; errors before training ---------------------------------------
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_output_dir_equal_to_the_init_checkpoint_is_refused(tmp_path, pretrained, capsys):
+    data = write_mrpc(tmp_path / "MRPC")
+    before = _tree(pretrained)
+    rc = classify("--task_name=MRPC", "--do_train", f"--data_dir={data}", f"--init_checkpoint={pretrained}",
+                  f"--output_dir={pretrained}", "--max_seq_length=32")
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--output_dir" in err and "an input of this command" in err and "Traceback" not in err
+    assert _tree(pretrained) == before
+
+
+def test_bad_dev_file_and_learning_rate_stop_the_run_before_training(tmp_path, pretrained, capsys):
+    data = write_mrpc(tmp_path / "MRPC")
+    (data / "dev.tsv").write_text(HEADER)  # a header, no rows
+    out = tmp_path / "out"
+    common = ["--task_name=MRPC", "--do_train", "--do_eval", f"--data_dir={data}", f"--init_checkpoint={pretrained}",
+              f"--output_dir={out}", "--max_seq_length=32"]
+    assert classify(*common) == 2
+    assert f"{data / 'dev.tsv'}: the mrpc dev set has no examples" in capsys.readouterr().err
+    assert not out.exists()  # no training happened, nothing was written
+    assert classify(*common, "--learning_rate=0") == 2
+    assert "--learning_rate=0.0 must be > 0" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_rerun_continues_the_same_run_and_refuses_another(tmp_path, pretrained, capsys, caplog):
+    data = write_mrpc(tmp_path / "MRPC")
+    out = tmp_path / "out"
+    common = ["--task_name=MRPC", "--do_train", f"--data_dir={data}", f"--init_checkpoint={pretrained}",
+              f"--output_dir={out}", "--max_seq_length=32", "--train_batch_size=8", "--save_checkpoints_steps=2"]
+    assert classify(*common, "--num_train_epochs=1") == 0
+    with caplog.at_level("INFO", logger="openbert.training"):
+        assert classify(*common, "--num_train_epochs=2") == 0  # the same run, trained longer: continued
+    assert "resuming this run from" in caplog.text and "step-00000006.pt at step 6" in caplog.text
+    assert int(sorted((out / "checkpoints").iterdir())[-1].name[5:13]) == 12
+    assert classify(*common, "--num_train_epochs=2", "--max_train_examples=40") == 2  # other data
+    err = capsys.readouterr().err
+    assert "another run (the training data)" in err and "--resume" in err and "--overwrite_output_dir" in err
+    kept = _tree(out)
+    assert classify(*common, "--num_train_epochs=1", "--max_train_examples=40", "--overwrite_output_dir") == 0
+    assert _tree(out) != kept and int(sorted((out / "checkpoints").iterdir())[-1].name[5:13]) == 5

@@ -12,9 +12,9 @@ import argparse
 import itertools
 import logging
 
-from ..io.fileio import expand_input_files
+from ..io.fileio import check_output_file, expand_input_files
 from ..tokenization import vocab as vocab_builder
-from .flags import add_bool
+from .flags import add_bool, check_flag_values
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bool(parser, "progress", True, "show the trainer's progress bars")
 
 
+def is_vocab_file(path: str) -> bool:
+    """True when ``path`` reads as a vocabulary: one token (no spaces) on each of its first lines."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = list(itertools.islice(f, 1000))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(lines) and all(len(line.split()) == 1 for line in lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_flag_values(args)
     files = expand_input_files(args.input_file)
+    check_output_file(args.output_file, "--output_file", "vocabulary (one token a line)", is_vocab_file,
+                      inputs=files)
     logger.info("learning a %d-token vocabulary from %d file(s)", args.vocab_size, len(files))
     tokens = vocab_builder.learn_vocab(
         vocab_builder.read_lines(files), vocab_size=args.vocab_size,

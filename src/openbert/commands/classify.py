@@ -6,19 +6,22 @@
 Tasks: CoLA, MNLI, MNLI-MM, MRPC, XNLI, SST-2, QNLI, QQP, RTE, WNLI, STS-B (regression), SNLI, and
 ``custom`` (TSV/CSV/JSONL files with named columns). --vocab_file and --bert_config_file default to
 the files beside --init_checkpoint. Writes eval_results.txt, test_results.tsv and the fine-tuned
-model (save_pretrained) to --output_dir.
+model (save_pretrained) to --output_dir. Every input (flags, model, train/dev/test files) is checked
+before training starts; a rerun of the same run continues from its checkpoints.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from ..errors import OpenBertError
 from ..tasks import common
 from ..tasks.classification import pipeline
 from ..tasks.classification.data import PROCESSORS, canonical_task_name
-from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_training_flags,
-                    model_source, run_options, training_arguments)
+from .flags import (add_bool, add_fine_tuning_schedule_flags, add_loading_flags, add_model_source_flags,
+                    add_training_flags, check_flag_values, model_inputs, model_source, run_options,
+                    training_arguments)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--max_train_examples", type=int, default=None, help="use only the first N training examples")
     c.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples")
     add_training_flags(parser)
+    add_loading_flags(parser)
 
 
 def _check_args(args) -> None:
@@ -63,6 +67,14 @@ def _check_args(args) -> None:
         raise OpenBertError("--data_dir is required: the folder with the task's files")
     if args.warmup_proportion < 0 or args.warmup_proportion > 1:
         raise OpenBertError(f"--warmup_proportion={args.warmup_proportion} must be between 0 and 1")
+    check_flag_values(args)
+
+
+def _inputs(args) -> list:
+    """What --output_dir must not swallow: the data, and when training the model's files."""
+    files = [os.path.join(args.data_dir, f) if f and not os.path.isabs(f) else f
+             for f in (getattr(args, f"{s}_file", None) for s in ("train", "dev", "test"))]
+    return [args.data_dir, *files, *(model_inputs(args) if args.do_train else [])]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
                                        args.max_train_examples, args.max_eval_examples, run_options(args))
     schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
                 if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
+    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict, command="classify",
+               inputs=_inputs(args))
     return 0

@@ -16,7 +16,7 @@ import logging
 
 from ..tasks.pretraining.data import PretrainingDataConfig, create_pretraining_data
 from ..tokenization.wordpiece import FullTokenizer
-from .flags import add_bool
+from .flags import add_bool, check_flag_values
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         dupe_factor=args.dupe_factor, random_seed=args.random_seed,
         do_whole_word_mask=args.do_whole_word_mask)
     cfg.validate()
+    check_flag_values(args)
     tokenizer = FullTokenizer(args.vocab_file, args.do_lower_case)
     summary = create_pretraining_data(args.input_file, args.output_file, tokenizer, cfg,
                                       workers=args.workers, output_format=args.output_format,

@@ -19,7 +19,7 @@ from ..tasks.features.extract import (POOLINGS, convert_examples, count_lines, e
 from ..tasks.features.writers import (OUTPUT_FORMATS, check_output_path, open_writer,
                                       output_format_for)
 from ..training.trainer import PRECISIONS, resolve_device
-from .flags import add_bool, add_model_source_flags, model_source
+from .flags import add_bool, add_loading_flags, add_model_source_flags, model_inputs, model_source
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +44,14 @@ def add_arguments(parser) -> None:
     g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast precision")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     add_bool(g, "progress", True, "show a progress bar")
+    add_loading_flags(g)
 
 
 def run(args) -> int:
     from tqdm.auto import tqdm
 
     fmt = output_format_for(args.output_file, args.output_format)
-    check_output_path(args.output_file, fmt, args.pooling)
+    check_output_path(args.output_file, fmt, args.pooling, inputs=[args.input_file, *model_inputs(args)])
     if args.batch_size < 1:
         raise OpenBertError(f"--batch_size must be at least 1, got {args.batch_size}")
     if not os.path.isfile(args.input_file):
@@ -60,7 +61,7 @@ def run(args) -> int:
     source = model_source(args)
     config = source.config
     layers = parse_layers(args.layers, config.num_hidden_layers)
-    model = BertModel.from_pretrained(source.path, config=config)
+    model = BertModel.from_pretrained(source.path, config=config, allow_unused=source.allow_unused)
     features = convert_examples(read_examples(args.input_file), source.tokenizer, args.max_seq_length)
     start, lines, tokens = time.perf_counter(), 0, 0
     with tqdm(total=total, disable=not args.progress, desc="extract-features", unit="line",

@@ -14,9 +14,9 @@ from ..errors import OpenBertError
 from ..io.fileio import atomic_open
 from ..tasks.common import check_max_seq_length, default_max_seq_length
 from ..tasks.features.fill_mask import fill_mask, load_mlm
-from ..tasks.features.writers import check_output_path
+from ..tasks.features.writers import check_output_path, first_json_line_has
 from ..training.trainer import PRECISIONS
-from .flags import add_model_source_flags, model_source
+from .flags import add_loading_flags, add_model_source_flags, model_inputs, model_source
 
 
 def add_arguments(parser) -> None:
@@ -29,6 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_loading_flags(parser)
 
 
 def _texts(args) -> list[str]:
@@ -49,11 +50,13 @@ def _texts(args) -> list[str]:
 def run(args) -> int:
     texts = _texts(args)
     if args.output_file:
-        check_output_path(args.output_file)
+        check_output_path(args.output_file, kind="fill-mask output (JSON lines)",
+                          is_kind=lambda p: first_json_line_has(p, "masks"),
+                          inputs=[args.input_file, *model_inputs(args)])
     source = model_source(args)
     max_seq_length = args.max_seq_length or default_max_seq_length(source.config)
     check_max_seq_length(max_seq_length, source.config, source.path)
-    model = load_mlm(source.path, source.config)
+    model = load_mlm(source.path, source.config, source.allow_unused)
     results = fill_mask(model, source.tokenizer, texts, args.top_k, max_seq_length, args.batch_size,
                         args.device, args.precision)
     if args.output_file:

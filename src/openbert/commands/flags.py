@@ -65,7 +65,10 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                    help="clip gradients by this global norm (<= 0: no clipping)")
     g.add_argument("--keep_checkpoint_max", type=int, default=3,
                    help="keep this many newest training checkpoints (<= 0: all)")
-    add_bool(g, "resume", False, "continue from the latest checkpoint in --output_dir")
+    add_bool(g, "resume", False, "continue from the newest checkpoint in --output_dir even when it "
+                                 "belongs to another run (the same run is continued without it)")
+    add_bool(g, "overwrite_output_dir", False, "delete what --output_dir holds (an earlier run, other "
+                                               "files) and start over")
     add_bool(g, "progress", True, "show tqdm progress bars")
     g.add_argument("--log_every_n_steps", type=int, default=10,
                    help="write metrics.jsonl (step, loss, lr, seq/s) every this many steps")
@@ -89,6 +92,13 @@ def add_model_source_flags(g, max_seq_length: int | None = 128,
     g.add_argument("--max_seq_length", type=int, default=max_seq_length, help=max_seq_length_help)
 
 
+def add_loading_flags(g) -> None:
+    """How strictly a checkpoint loads into the command's model (read by :func:`model_source`)."""
+    add_bool(g, "allow_unused_weights", False,
+             "drop checkpoint tensors the model does not use (e.g. another task's head) instead of "
+             "stopping; the pre-training heads and the pooler are always dropped when unused")
+
+
 def model_source(args: argparse.Namespace, saved_model_dir=None, need_tokenizer: bool = True,
                  max_seq_length: int | None = None) -> ModelSource:
     """The model the flags of :func:`add_model_source_flags` name (see
@@ -96,7 +106,13 @@ def model_source(args: argparse.Namespace, saved_model_dir=None, need_tokenizer:
     return resolve_model_source(args.init_checkpoint, args.bert_config_file, args.vocab_file,
                                 getattr(args, "do_lower_case", True),
                                 max_seq_length if max_seq_length is not None else args.max_seq_length,
-                                saved_model_dir=saved_model_dir, need_tokenizer=need_tokenizer)
+                                saved_model_dir=saved_model_dir, need_tokenizer=need_tokenizer,
+                                allow_unused=getattr(args, "allow_unused_weights", False))
+
+
+def model_inputs(args: argparse.Namespace) -> list:
+    """The model files the flags name (an output folder must never hold them when training)."""
+    return [getattr(args, name, None) for name in ("init_checkpoint", "bert_config_file", "vocab_file")]
 
 
 def training_arguments(args: argparse.Namespace, **overrides) -> TrainingArguments:
@@ -116,3 +132,28 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     """Device, precision and progress flags (defaults where a command lacks them)."""
     return RunOptions(device=getattr(args, "device", "auto"), precision=getattr(args, "precision", "fp32"),
                       progress=getattr(args, "progress", True))
+
+
+# flag -> (test, what it must be); checked for every flag a command has, before any work
+_RANGES = {
+    **{name: (lambda v: v >= 1, ">= 1") for name in (
+        "train_batch_size", "eval_batch_size", "predict_batch_size", "batch_size",
+        "gradient_accumulation_steps", "log_every_n_steps", "num_train_steps", "max_eval_steps",
+        "train_examples", "eval_examples", "max_train_examples", "max_eval_examples",
+        "max_predictions_per_seq", "dupe_factor", "vocab_size")},
+    **{name: (lambda v: v >= 0, ">= 0") for name in (
+        "num_warmup_steps", "dataloader_num_workers", "num_unused", "min_frequency")},
+    "learning_rate": (lambda v: v > 0, "> 0 (BERT uses 1e-4 for pre-training, 2e-5 to 5e-5 for fine-tuning)"),
+    "num_train_epochs": (lambda v: v > 0, "> 0"),
+    "warmup_proportion": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "masked_lm_prob": (lambda v: 0 < v < 1, "between 0 and 1"),
+}
+
+
+def check_flag_values(args: argparse.Namespace) -> None:
+    """Every numeric flag of ``args`` in its range (OpenBertError naming the flag), so that a bad
+    value stops a command in its first second, not after loading data or training."""
+    for name, (ok, what) in _RANGES.items():
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            raise OpenBertError(f"--{name}={value} must be {what}")

@@ -137,10 +137,11 @@ def _output(path: str):
         yield sys.stdout
         sys.stdout.flush()
         return
-    from ..tasks.features.writers import check_output_path
+    from ..tasks.features.writers import check_output_path, first_json_line_has
     from ..io.fileio import atomic_open
 
-    check_output_path(path)
+    check_output_path(path, kind="predict output (JSON lines)",
+                      is_kind=lambda p: first_json_line_has(p, "line") or first_json_line_has(p, "id"))
     with atomic_open(path, "w") as f:
         yield f
 

@@ -14,13 +14,14 @@ eval_results.txt to --output_dir, training checkpoints under --output_dir/checkp
 from __future__ import annotations
 
 import argparse
+import glob
 
 from ..errors import OpenBertError
 from ..tasks import common
 from ..tasks.pretraining import pipeline
 from ..tasks.pretraining.data import PretrainingDataset
-from .flags import (add_bool, add_model_source_flags, add_training_flags, model_source, run_options,
-                    training_arguments)
+from .flags import (add_bool, add_loading_flags, add_model_source_flags, add_training_flags,
+                    check_flag_values, model_inputs, model_source, run_options, training_arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(from its unmasked tokens) instead of the stored ones")
     b.add_argument("--masked_lm_prob", type=float, default=0.15, help="dynamic masking: masked fraction")
     add_bool(b, "do_whole_word_mask", False, "dynamic masking: mask whole words")
+    add_bool(b, "verify_crc", True, "check every TFRecord record's data checksum as it is read")
     add_training_flags(parser)
+    add_loading_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
         raise OpenBertError("at least one of --do_train or --do_eval must be true")
     if args.use_tpu:
         raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
+    check_flag_values(args)
     # eval alone evaluates the model trained earlier in --output_dir, as the original
     source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir,
                           need_tokenizer=False)
-    dataset = PretrainingDataset(args.input_file, args.max_seq_length, args.max_predictions_per_seq)
+    dataset = PretrainingDataset(args.input_file, args.max_seq_length, args.max_predictions_per_seq,
+                                 verify_crc=args.verify_crc)
     task = pipeline.PretrainingTask(dataset, args.output_dir, next_sentence=not args.no_nsp,
                                     eval_batch_size=args.eval_batch_size,
                                     max_eval_steps=args.max_eval_steps, options=run_options(args))
@@ -71,5 +76,8 @@ def run(args: argparse.Namespace) -> int:
             task.masking = pipeline.dynamic_masking(
                 dataset, source.vocab_file, source.config, args.max_predictions_per_seq,
                 pipeline.MaskingOptions(args.masked_lm_prob, args.do_whole_word_mask, args.seed))
-    common.run(task, source, args.output_dir, schedule, do_eval=args.do_eval)
+    inputs = [*(p for pattern in args.input_file.split(",") for p in glob.glob(pattern)),
+              *(model_inputs(args) if args.do_train else [])]
+    common.run(task, source, args.output_dir, schedule, do_eval=args.do_eval, command="pretrain",
+               inputs=inputs)
     return 0

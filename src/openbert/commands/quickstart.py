@@ -16,11 +16,12 @@ import random
 import time
 
 from ..checkpoints import assets
+from ..io.fileio import check_output_dir, claim_output_dir
 from ..tasks.classification import pipeline as classifier
 from ..tasks.classification.data import convert_examples_to_features, get_processor
 from ..tasks.common import num_train_steps, resolve_model_source
 from ..training.trainer import TrainingArguments, resolve_device
-from .flags import add_bool
+from .flags import add_bool, check_flag_values
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=42)
     add_bool(parser, "progress", True, "show progress bars")
+    add_bool(parser, "resume", False, "continue the checkpoints in --output_dir even if another run's")
+    add_bool(parser, "overwrite_output_dir", False, "delete what --output_dir holds and start over")
 
 
 def _pct(x: float) -> str:
@@ -49,6 +52,8 @@ def _pct(x: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    check_flag_values(args)
+    check_output_dir(args.output_dir, "quickstart", overwrite=args.overwrite_output_dir)
     device = resolve_device(args.device)
     print("openbert quickstart: fine-tune a real pre-trained BERT (MiniLM-L6-H384, uncased) on SNLI "
           f"on {device.type}", flush=True)
@@ -74,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
                                    learning_rate=args.learning_rate, num_train_steps=steps,
                                    num_warmup_steps=int(steps * args.warmup_proportion), device=args.device,
                                    seed=args.seed, save_checkpoints_steps=None, keep_checkpoint_max=1,
-                                   progress=args.progress, log_every_n_steps=max(1, steps // 10))
+                                   progress=args.progress, log_every_n_steps=max(1, steps // 10),
+                                   resume=args.resume, overwrite_output_dir=args.overwrite_output_dir)
     print(f"  train {n_train} SNLI training pairs, {args.num_train_epochs:g} epoch(s) = {steps} steps of "
           f"{args.train_batch_size}, lr {args.learning_rate:g}, max_seq_length {args.max_seq_length}", flush=True)
     model = classifier.build_model(source.path, config, len(labels))
+    claim_output_dir(args.output_dir, "quickstart", overwrite=args.overwrite_output_dir)
     result = classifier.train(model, train_features, train_args)
     print(f"  trained in {result.train_seconds:.0f} s ({result.seq_per_s:.0f} seq/s), "
           f"final training loss {result.loss:.3f}", flush=True)

@@ -16,8 +16,9 @@ import argparse
 from ..errors import OpenBertError
 from ..tasks import common
 from ..tasks.squad import pipeline
-from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_training_flags,
-                    model_source, run_options, training_arguments)
+from .flags import (add_bool, add_fine_tuning_schedule_flags, add_loading_flags, add_model_source_flags,
+                    add_training_flags, check_flag_values, model_inputs, model_source, run_options,
+                    training_arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--null_score_diff_threshold", type=float, default=0.0,
                    help="v2.0: predict no answer when null score - best non-null score > this")
     add_training_flags(parser)
+    add_loading_flags(parser)
 
 
 def check_args(args) -> None:
@@ -63,6 +65,7 @@ def check_args(args) -> None:
         raise OpenBertError("--n_best_size and --max_answer_length must be at least 1")
     if not 0 <= args.warmup_proportion <= 1:
         raise OpenBertError(f"--warmup_proportion={args.warmup_proportion} must be between 0 and 1")
+    check_flag_values(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,5 +80,8 @@ def run(args: argparse.Namespace) -> int:
         args.predict_batch_size, run_options(args))
     schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
                 if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, do_predict=args.do_predict)
+    inputs = [args.train_file if args.do_train else None, args.predict_file if args.do_predict else None,
+              *(model_inputs(args) if args.do_train else [])]
+    common.run(task, source, args.output_dir, schedule, do_predict=args.do_predict, command="squad",
+               inputs=inputs)
     return 0

@@ -13,9 +13,10 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints.pretrained import find_config, find_vocab, load_config
+from ..checkpoints.pretrained import find_config, find_vocab, load_config, unused_weights_allowed
 from ..config import BertConfig
 from ..errors import OpenBertError
+from ..io.fileio import check_output_dir, claim_output_dir
 from ..tokenization.wordpiece import FullTokenizer, load_vocab, validate_case_matches_checkpoint
 from ..training import state as train_state
 from ..training.distributed import is_main_process
@@ -237,6 +238,9 @@ class Task(Protocol):
 
     def predict(self, model) -> None: ...
 
+    # optional: read_inputs(do_train, do_eval, do_predict) reads every input the run will use (and
+    # keeps it), so that a bad file stops the run before training
+
 
 @dataclass
 class Schedule:
@@ -249,26 +253,43 @@ class Schedule:
 
 
 def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | None = None,
-        do_eval: bool = False, do_predict: bool = False) -> dict | None:
+        do_eval: bool = False, do_predict: bool = False, command: str = "train",
+        inputs: Sequence = ()) -> dict | None:
     """Train (when ``schedule`` is given), save, evaluate and predict, as the original scripts.
 
     Training starts from ``source.path`` (or random weights) and the trained model is saved to
     ``output_dir``; under torchrun only rank 0 saves, evaluates and predicts. Without training the
     model of ``source`` is loaded and evaluation reports the step of the newest checkpoint in
     ``output_dir``. Returns the evaluation result, if any.
+
+    Before any work ``output_dir`` must be ``command``'s to write (:func:`check_output_dir`: not a
+    file, not holding one of ``inputs`` or the model trained from, nothing openbert did not write
+    unless ``--overwrite_output_dir``), and the task reads every input the run needs
+    (``task.read_inputs``, when it has one), so a bad dev or test file stops the run before
+    training. ``source.allow_unused`` reaches the task's ``build_model``.
     """
+    training = schedule is not None
+    overwrite = training and schedule.training.overwrite_output_dir
+    inputs = [*inputs, *([source.path, source.vocab_file] if training else [])]
+    check_output_dir(output_dir, command, overwrite=overwrite, inputs=inputs)
+    read_inputs = getattr(task, "read_inputs", None)
+    if read_inputs is not None:
+        read_inputs(do_train=training, do_eval=do_eval, do_predict=do_predict)
     model, result = None, None
     global_step = last_global_step(output_dir)
-    if schedule is not None:
+    if training:
         data = task.train_data()
         args = schedule.training
         if schedule.num_train_epochs is not None:
             steps = num_train_steps(data.num_examples, args.train_batch_size, schedule.num_train_epochs)
             args = dataclasses.replace(args, num_train_steps=steps,
                                        num_warmup_steps=int(steps * schedule.warmup_proportion))
+        with unused_weights_allowed(source.allow_unused):
+            model = task.build_model(source.path, source.config)
+        if is_main_process():
+            claim_output_dir(output_dir, command, overwrite=overwrite, inputs=inputs)
         logger.info("***** Running training *****  %d examples, batch size %d, %d steps",
                     data.num_examples, args.train_batch_size, args.num_train_steps)
-        model = task.build_model(source.path, source.config)
         global_step = Trainer(model, args, data.dataset, data.collate, lengths=data.lengths).train().global_step
         del data
         if is_main_process():
@@ -276,8 +297,9 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
     if not (do_eval or do_predict) or not is_main_process():
         return None
     if model is None:
-        model = task.build_model(source.path, source.config)
-    os.makedirs(output_dir, exist_ok=True)
+        with unused_weights_allowed(source.allow_unused):
+            model = task.build_model(source.path, source.config)
+        claim_output_dir(output_dir, command, inputs=inputs)
     if do_eval:
         result = task.evaluate(model, global_step)
     if do_predict:

@@ -134,6 +134,9 @@ class DataProcessor:
     def get_examples(self, data_dir, split: str) -> list[InputExample]:
         path = self.find_file(data_dir, split)
         examples = self.read_examples(path, split)
+        if not examples:
+            raise OpenBertError(f"{path}: the {self.name} {split} set has no examples (the file holds "
+                                f"no data rows); pass a file with at least one")
         logger.info("%s %s: %d examples from %s", self.name, split, len(examples), path)
         return examples
 

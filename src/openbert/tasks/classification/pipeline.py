@@ -168,6 +168,22 @@ class ClassificationTask:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     options: common.RunOptions = field(default_factory=common.RunOptions)
+    _read: dict = field(default_factory=dict, init=False, repr=False)  # split -> examples
+
+    def examples(self, split: str) -> list:
+        """The examples of ``split`` (train / dev / test), read once; train and dev cut to
+        ``max_train_examples`` / ``max_eval_examples``."""
+        if split not in self._read:
+            limit = {"train": self.max_train_examples, "dev": self.max_eval_examples}.get(split)
+            self._read[split] = self.processor.get_examples(self.data_dir, split)[:limit]
+        return self._read[split]
+
+    def read_inputs(self, do_train: bool, do_eval: bool, do_predict: bool) -> None:
+        """Read every split the run uses now (train first: a custom task learns its labels
+        there), so that a bad or empty file stops the run before training."""
+        for split, used in (("train", do_train), ("dev", do_eval), ("test", do_predict)):
+            if used:
+                self.examples(split)
 
     def features(self, examples):
         return convert_examples_to_features(examples, self.processor.get_labels(), self.max_seq_length,
@@ -177,7 +193,7 @@ class ClassificationTask:
         return build_model(path, config, self.processor.num_labels)
 
     def train_data(self) -> common.TrainData:
-        examples = self.processor.get_train_examples(self.data_dir)[:self.max_train_examples]
+        examples = self._read.pop("train", None) or self.examples("train")
         features = self.features(examples)
         return common.TrainData(features, collate, len(examples), [len(f.input_ids) for f in features])
 
@@ -185,7 +201,7 @@ class ClassificationTask:
         save(model, output_dir, self.processor.get_labels(), vocab_file)
 
     def evaluate(self, model, global_step: int) -> dict:
-        examples = self.processor.get_dev_examples(self.data_dir)[:self.max_eval_examples]
+        examples = self.examples("dev")
         logger.info("***** Running evaluation *****  %d examples, batch size %d", len(examples),
                     self.eval_batch_size)
         o = self.options
@@ -197,7 +213,7 @@ class ClassificationTask:
         return result
 
     def predict(self, model) -> None:
-        examples = self.processor.get_test_examples(self.data_dir)
+        examples = self.examples("test")
         logger.info("***** Running prediction *****  %d examples, batch size %d", len(examples),
                     self.predict_batch_size)
         o = self.options

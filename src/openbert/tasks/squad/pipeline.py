@@ -103,6 +103,21 @@ class SquadTask:
     answers: Answers = field(default_factory=Answers)
     predict_batch_size: int = 8
     options: common.RunOptions = field(default_factory=common.RunOptions)
+    _predict_set: tuple | None = field(default=None, init=False, repr=False)
+
+    def read_inputs(self, do_train: bool, do_eval: bool, do_predict: bool) -> None:
+        """Read the predict file now (the train file is read next anyway), so that a bad one
+        stops the run before training."""
+        if do_predict:
+            self.predict_set()
+
+    def predict_set(self) -> tuple:
+        """(examples, features) of ``predict_file``, read once."""
+        if self._predict_set is None:
+            a = self.answers
+            self._predict_set = features_for(self.predict_file, False, self.tokenizer, self.windows,
+                                             a.version_2_with_negative, a.verbose_logging)
+        return self._predict_set
 
     def build_model(self, path, config: BertConfig) -> BertForQuestionAnswering:
         return common.build_model(BertForQuestionAnswering, path, config)
@@ -123,8 +138,7 @@ class SquadTask:
 
     def predict(self, model) -> None:
         a = self.answers
-        examples, features = features_for(self.predict_file, False, self.tokenizer, self.windows,
-                                          a.version_2_with_negative, a.verbose_logging)
+        examples, features = self.predict_set()
         logger.info("***** Running predictions *****  %d examples, %d windows, batch size %d",
                     len(examples), len(features), self.predict_batch_size)
         results = raw_results(model, features, self.predict_batch_size, self.options)
@@ -135,7 +149,8 @@ class SquadTask:
         if has_answers(self.predict_file):
             dataset = squad_data.load_squad_json(self.predict_file)
             result = squad_metrics.evaluate(dataset, preds.predictions,
-                                            preds.null_odds if a.version_2_with_negative else None)
+                                            preds.null_odds if a.version_2_with_negative else None,
+                                            version="2.0" if a.version_2_with_negative else None)
             text = json.dumps(result, indent=2)
             atomic_write_text(os.path.join(self.output_dir, "eval_results.json"), text + "\n")
             print(text)
