@@ -163,8 +163,8 @@ def parse_layers(layers: str | int | Sequence[int], num_hidden_layers: int) -> l
     n = num_hidden_layers
     for i in layers:
         if not -n <= i < n:
-            raise OpenBertError(f"layer index {i} is out of range for a model with {n} encoder layers: "
-                                f"use -{n}..-1 (-1 = last) or 0..{n - 1}")
+            raise OpenBertError(f"--layers: layer index {i} is out of range for a model with {n} "
+                                f"encoder layers: use -{n}..-1 (-1 = last) or 0..{n - 1}")
     return layers
 
 
