@@ -10,8 +10,12 @@
    peer = HF transformers BertForPreTraining (vocab projection on every position, padded batch);
    ours = openbert BertForPreTraining (masked positions gathered first, padding skipped).
    Same config, seq 128, 20 predictions, same batches (real instances from WikiText-2).
+3. the cost of checking TFRecord data CRCs on read (on by default, as TensorFlow's reader):
+   reading a batch from a TFRecord file with and without the check, against one pre-training step
+   (fwd + bwd + AdamW) of BERT-Base (12 layers x 768) on the same batch, seq 128, 20 predictions.
 
     python benchmarks/pretraining.py [--dupe_factor 5] [--reps 2] [--train_steps 6]
+    python benchmarks/pretraining.py --only crc [--crc_batch 8] [--crc_steps 3]
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from openbert.io import tfrecord
 from openbert.tasks.pretraining import data as P
 from openbert.tokenization.wordpiece import FullTokenizer
 
@@ -150,6 +155,75 @@ def bench_train(args):
     print(f"  openbert BertForPreTraining              {ours_s:8.2f} seq/s   {ours_s / hf_s:.2f}x")
 
 
+# ---------------------------------------------------------------------------------------------
+# 3. TFRecord data CRCs checked on read, against a BERT-Base pre-training step
+# ---------------------------------------------------------------------------------------------
+def bench_crc(args):
+    from openbert.config import BertConfig
+    from openbert.model.bert import BertForPreTraining
+
+    tmp = Path(tempfile.mkdtemp(prefix="openbert-bench-"))
+    text = (DATA / "corpus" / "wikitext-2" / "valid.txt").read_text(encoding="utf-8")[:400_000]
+    sents = [s.strip() + " ." for p in text.split("\n") for s in p.split(" . ") if len(s.split()) > 3]
+    src = tmp / "wiki.txt"
+    src.write_text("\n".join(sents[i] + ("\n" if i % 20 == 19 else "") for i in range(len(sents))))
+    tok = FullTokenizer(str(VOCAB), True)
+    record = tmp / "wiki.tfrecord"
+    P.create_pretraining_data(str(src), str(record), tok, P.PretrainingDataConfig(dupe_factor=1),
+                              output_format="tfrecord", progress=False)
+    checked = P.PretrainingDataset(str(record), 128, 20)
+    unchecked = P.PretrainingDataset(str(record), 128, 20, verify_crc=False)
+    b, n = args.crc_batch, len(checked)
+    reads = max(1, min(n // b, 200))
+
+    def read(ds):
+        t = time.perf_counter()
+        for k in range(reads):
+            P.collate([ds[(k * b + i) % n] for i in range(b)])
+        return (time.perf_counter() - t) / reads
+
+    read(checked), read(unchecked)  # warm the page cache
+    times = {"checked": [], "unchecked": []}
+    for _ in range(max(args.reps, 5)):
+        times["checked"].append(read(checked))
+        times["unchecked"].append(read(unchecked))
+    # the CRC alone, over the same records (what the check adds, free of the reading noise)
+    source = checked.sources[0]
+    t = time.perf_counter()
+    for k in range(reads * b):
+        start, length = source.index[k % n]
+        tfrecord.check_record(source.buf, source.path, k % n, int(start), int(length))
+    crc_only = (time.perf_counter() - t) / reads
+
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+                                          num_attention_heads=12, intermediate_size=3072,
+                                          type_vocab_size=2))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = P.collate([checked[i] for i in range(b)])
+    model.train()
+    steps = []
+    for k in range(args.crc_steps + 1):
+        t = time.perf_counter()
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if k:  # the first step allocates the optimizer state
+            steps.append(time.perf_counter() - t)
+    step = min(steps)
+    best = {k: min(v) for k, v in times.items()}
+    extra = best["checked"] - best["unchecked"]
+    print(f"\nTFRecord data CRC on read, batch {b} x 128 (20 predictions), {reads} batches per read, "
+          f"best of {len(times['checked'])}; BERT-Base step best of {len(steps)} "
+          f"({torch.get_num_threads()} threads, {os.getloadavg()[0]:.1f} load):")
+    print(f"  read + collate a batch, CRC checked   {1e3 * best['checked']:8.3f} ms")
+    print(f"  read + collate a batch, unchecked     {1e3 * best['unchecked']:8.3f} ms")
+    print(f"  the CRCs alone                        {1e3 * crc_only:8.3f} ms per batch")
+    print(f"  BERT-Base pre-training step (fwd+bwd+AdamW) {step:8.2f} s per batch")
+    print(f"  cost of the check: {100 * max(extra, crc_only) / step:.4f}% of a step "
+          f"(read difference {1e3 * extra:.3f} ms, CRCs alone {1e3 * crc_only:.3f} ms)")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dupe_factor", type=int, default=5)
@@ -159,14 +233,17 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--skip", choices=["data", "train"], default=None)
+    p.add_argument("--only", choices=["data", "train", "crc"], default=None)
+    p.add_argument("--crc_batch", type=int, default=8)
+    p.add_argument("--crc_steps", type=int, default=3)
     args = p.parse_args(argv)
     if not VOCAB.is_file():
         sys.exit(f"needs the real data at {DATA} (set OPENBERT_SHARED_DATA)")
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
-    if args.skip != "data":
-        bench_data(args)
-    if args.skip != "train":
-        bench_train(args)
+    runs = {"data": bench_data, "train": bench_train, "crc": bench_crc}
+    for name, bench in runs.items():
+        if (args.only or name) == name and args.skip != name:
+            bench(args)
 
 
 if __name__ == "__main__":
