@@ -409,3 +409,13 @@ def test_dynamic_masking_rates():
         kept += int((out["input_ids"][pos] == tokens[pos]).sum())
     assert total == 400 * 19
     assert 0.78 < masked / total < 0.82 and 0.09 < kept / total < 0.115
+
+
+def test_the_run_fingerprint_draws_no_dynamic_masks(shared_data):
+    """Telling training runs apart must not shift the masks the run then trains on."""
+    ds = P.PretrainingDataset(str(shared_data / "tfrecord" / "pretraining_tiny.tfrecord"), 16, 4)
+    plain = ds.fingerprint()
+    ds.dynamic_masking = P.DynamicMasking(1, 2, 3, 100, 0.15, 4, seed=0)
+    assert ds.fingerprint() == plain and ds.dynamic_masking.counts == {}
+    ds[0]
+    assert ds.dynamic_masking.counts == {0: 1}

@@ -774,9 +774,20 @@ class PretrainingDataset:
             return np.concatenate([s.lengths for s in self.sources])
         return None
 
-    def __getitem__(self, i: int) -> dict:
+    def stored(self, i: int) -> dict:
+        """Instance ``i`` as stored (no dynamic masking)."""
         k = int(np.searchsorted(self.starts, i, side="right")) - 1
-        ex = self.sources[k].instance(int(i - self.starts[k]))
+        return self.sources[k].instance(int(i - self.starts[k]))
+
+    def fingerprint(self) -> str:
+        """A digest of the stored instances, for telling training runs apart; it draws no dynamic
+        masks (that would shift the masks training then sees)."""
+        from ...training.state import data_fingerprint
+
+        return data_fingerprint(self, item=self.stored)
+
+    def __getitem__(self, i: int) -> dict:
+        ex = self.stored(i)
         if self.dynamic_masking is not None:
             ex = self.dynamic_masking(ex, int(i))
         return ex
