@@ -80,7 +80,8 @@ SQUAD = ["squad", "--max_seq_length=32", "--max_query_length=8", "--doc_stride=8
 PRE = ["pretrain", "--input_file={W}/corpus.txt", "--max_seq_length=16", "--max_predictions_per_seq=4", V]
 CPD = ["create-pretraining-data", "--input_file={W}/corpus.txt", "--vocab_file={W}/vocab.txt",
        "--max_seq_length=16", "--max_predictions_per_seq=4", V]
-XF = ["extract-features", "--input_file={W}/corpus.txt", M]
+XF = ["extract-features", "--input_file={W}/corpus.txt", M, "--max_seq_length=32"]
+PREDICT = ["predict", M, "--input_file={W}/corpus.txt", "--noprogress"]
 
 # (id, argv, what the error line must name)
 CASES = [
@@ -187,6 +188,13 @@ CASES = [
     ("fill-mask-no-mlm-head", ["fill-mask", "--init_checkpoint={W}/encoder", "the [MASK] sat ."], ["masked-LM head"]),
     ("fill-mask-onto-notes", ["fill-mask", M, "--output_file={W}/notes.txt", "the [MASK] sat ."],
      ["--output_file", "notes.txt"]),
+    # predict and serve
+    ("predict-zero-batch", PREDICT + ["--output_file={W}/p.jsonl", "--batch_size=0"], ["--batch_size"]),
+    ("predict-missing-input", ["predict", M, "--input_file={W}/nope.txt", "--output_file={W}/p.jsonl"],
+     ["--input_file", "nope.txt"]),
+    ("predict-onto-notes", PREDICT + ["--output_file={W}/notes.txt"], ["--output_file", "notes.txt", "is not a"]),
+    ("serve-zero-threads", ["serve", M, "--num_threads=0"], ["--num_threads"]),
+    ("serve-bad-port", ["serve", M, "--port=70000"], ["--port=70000"]),
     # convert
     ("convert-into-user-folder", ["convert", "--input={W}/model", "--output={W}/taken"],
      ["--output", "precious.txt", "--overwrite_output_dir"]),

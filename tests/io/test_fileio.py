@@ -213,3 +213,11 @@ def test_manifest_is_json_naming_the_writer(tmp_path):
     m = json.loads((tmp_path / "run" / MANIFEST).read_text())
     assert m["format"] == "openbert-output" and m["command"] == "squad"
     assert m["files"] == {"checkpoints/": "train", "metrics.jsonl": "train"}
+
+
+def test_a_folder_is_never_written_onto_a_file(tmp_path):
+    (tmp_path / "model").write_text("a file of the user's")
+    with pytest.raises(OpenBertError, match="model is a file; pass a folder"):
+        with output_folder(tmp_path / "model") as tmp:
+            _write(tmp, "weights", "w")
+    assert (tmp_path / "model").read_text() == "a file of the user's" and os.listdir(tmp_path) == ["model"]

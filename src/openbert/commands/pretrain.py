@@ -17,6 +17,7 @@ import argparse
 import glob
 
 from ..errors import OpenBertError
+from ..io.fileio import check_output_dir
 from ..tasks import common
 from ..tasks.pretraining import pipeline
 from ..tasks.pretraining.data import PretrainingDataset
@@ -60,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if args.use_tpu:
         raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
     check_flag_values(args)
+    inputs = [*(p for pattern in args.input_file.split(",") for p in glob.glob(pattern)),
+              *(model_inputs(args) if args.do_train else [])]
+    check_output_dir(args.output_dir, "pretrain", overwrite=args.do_train and args.overwrite_output_dir,
+                     inputs=inputs)  # before reading the data: a wrong folder is known at once
     # eval alone evaluates the model trained earlier in --output_dir, as the original
     source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir,
                           need_tokenizer=False)
@@ -76,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
             task.masking = pipeline.dynamic_masking(
                 dataset, source.vocab_file, source.config, args.max_predictions_per_seq,
                 pipeline.MaskingOptions(args.masked_lm_prob, args.do_whole_word_mask, args.seed))
-    inputs = [*(p for pattern in args.input_file.split(",") for p in glob.glob(pattern)),
-              *(model_inputs(args) if args.do_train else [])]
     common.run(task, source, args.output_dir, schedule, do_eval=args.do_eval, command="pretrain",
                inputs=inputs)
     return 0

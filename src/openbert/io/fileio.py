@@ -425,6 +425,8 @@ def output_folder(path: str | os.PathLike, command: str | None = None, fresh: bo
     is refused unless ``overwrite``. The manifest is updated to list what the block wrote.
     """
     path = os.path.abspath(os.fspath(path))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise OpenBertError(f"{flag} {path} is a file; pass a folder (a folder is written there)")
     clean_stale(path)
     state = check_output_dir(path, command or "openbert", flag, overwrite, overwrite_flag, inputs,
                              legacy, what) if strict else None
