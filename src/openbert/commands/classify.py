@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..errors import OpenBertError
 from ..tasks import common
 from ..tasks.classification import pipeline
 from ..tasks.classification.data import PROCESSORS, canonical_task_name
-from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_training_flags,
-                    model_source, run_options, training_arguments)
+from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags,
+                    add_training_flags, check_run_flags, model_source, run_options, training_arguments)
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--task_name", required=True, help=f"one of: {', '.join(PROCESSORS)}")
     g.add_argument("--output_dir", required=True, help="where the model, checkpoints and results go")
     add_model_source_flags(g, 128, "maximum total length after WordPiece; longer pairs are trimmed")
-    add_bool(g, "do_train", False, "run training")
-    add_bool(g, "do_eval", False, "run eval on the dev set")
-    add_bool(g, "do_predict", False, "run prediction on the test set")
-    g.add_argument("--train_batch_size", type=int, default=32)
-    g.add_argument("--eval_batch_size", type=int, default=8)
-    g.add_argument("--predict_batch_size", type=int, default=8)
+    add_run_flags(g)
     add_fine_tuning_schedule_flags(g)
 
     c = parser.add_argument_group("data beyond the original")
@@ -54,15 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args) -> None:
-    if not (args.do_train or args.do_eval or args.do_predict):
-        raise OpenBertError("at least one of --do_train, --do_eval or --do_predict must be true")
-    if args.use_tpu:
-        raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
+    check_run_flags(args)
     canonical_task_name(args.task_name)
-    if not args.data_dir:
-        raise OpenBertError("--data_dir is required: the folder with the task's files")
-    if args.warmup_proportion < 0 or args.warmup_proportion > 1:
-        raise OpenBertError(f"--warmup_proportion={args.warmup_proportion} must be between 0 and 1")
 
 
 def run(args: argparse.Namespace) -> int:

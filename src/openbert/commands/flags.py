@@ -47,6 +47,31 @@ def add_fine_tuning_schedule_flags(g) -> None:
     add_bool(g, "use_tpu", False, "accepted for compatibility; must be false")
 
 
+def add_run_flags(g, eval_batch_size: int = 8) -> None:
+    """run_classifier's --do_train / --do_eval / --do_predict and the three batch sizes."""
+    add_bool(g, "do_train", False, "run training")
+    add_bool(g, "do_eval", False, "run eval on the dev set")
+    add_bool(g, "do_predict", False, "run prediction on the test set")
+    g.add_argument("--train_batch_size", type=int, default=32)
+    g.add_argument("--eval_batch_size", type=int, default=eval_batch_size)
+    g.add_argument("--predict_batch_size", type=int, default=eval_batch_size)
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """What a train / eval / predict command checks before it reads anything (OpenBertError)."""
+    if not (args.do_train or args.do_eval or args.do_predict):
+        raise OpenBertError("at least one of --do_train, --do_eval or --do_predict must be true")
+    if getattr(args, "use_tpu", False):
+        raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
+    if not args.data_dir:
+        raise OpenBertError("--data_dir is required: the folder with the task's files")
+    if not 0 <= args.warmup_proportion <= 1:
+        raise OpenBertError(f"--warmup_proportion={args.warmup_proportion} must be between 0 and 1")
+    for flag in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+        if getattr(args, flag) < 1:
+            raise OpenBertError(f"--{flag}={getattr(args, flag)} must be at least 1")
+
+
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
     """Flags of the shared training engine (openbert.training), beyond the original scripts."""
     g = parser.add_argument_group("training engine (beyond the original)")
