@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import hf_peer
 from openbert.checkpoints import assets
 from openbert.checkpoints.pretrained import load_config
 from openbert.tasks import common
@@ -67,37 +68,13 @@ def hf_batch(features, pad_to=None):
     if pad_to is not None:
         b = {k: torch.nn.functional.pad(v, (0, pad_to - v.shape[1])) if v.dim() == 2 else v
              for k, v in b.items()}
-    return {"input_ids": b["input_ids"], "attention_mask": b["input_mask"], "token_type_ids": b["segment_ids"],
-            "labels": b["labels"]}
+    return hf_peer.hf_inputs(b)
 
 
 def hf_train(model, features, steps, batch_size, lr, seed, warmup_proportion=0.1, pad_to=None):
-    """A plain torch fine-tuning loop the way HF users write it; returns seconds, CPU seconds."""
-    from transformers import get_linear_schedule_with_warmup
-
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-               "weight_decay": 0.01},
-              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-               "weight_decay": 0.0}]
-    try:  # HF Trainer's default optimizer on torch >= 2.8 is adamw_torch_fused
-        opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6, fused=True)
-    except RuntimeError:
-        opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
-    sched = get_linear_schedule_with_warmup(opt, int(steps * warmup_proportion), steps)
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(features)) for _ in range(steps * batch_size // len(features) + 1)])
-    model.train()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for step in range(steps):
-        idx = order[step * batch_size:(step + 1) * batch_size]
-        loss = model(**hf_batch([features[i] for i in idx], pad_to)).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-    return time.perf_counter() - t0, time.process_time() - c0
+    """The HF loop over ``features``; returns seconds, CPU seconds."""
+    return hf_peer.hf_train(model, lambda idx: hf_batch([features[i] for i in idx], pad_to), len(features),
+                            steps, batch_size, lr, seed, warmup_proportion)
 
 
 def hf_accuracy(model, features, batch_size=64):
