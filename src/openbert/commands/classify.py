@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..tasks import common
 from ..tasks.classification import pipeline
 from ..tasks.classification.data import PROCESSORS, canonical_task_name
 from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags,
-                    add_training_flags, check_run_flags, model_source, run_options, training_arguments)
+                    add_training_flags, check_run_flags, model_source, run_options, run_task)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,5 @@ def run(args: argparse.Namespace) -> int:
     task = pipeline.ClassificationTask(processor, args.data_dir, source.tokenizer, args.max_seq_length,
                                        args.output_dir, args.eval_batch_size, args.predict_batch_size,
                                        args.max_train_examples, args.max_eval_examples, run_options(args))
-    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
-                if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
+    run_task(args, task, source)
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..tasks.common import ModelSource, RunOptions, resolve_model_source
+from ..tasks.common import ModelSource, RunOptions, Schedule, resolve_model_source, run
 from ..errors import OpenBertError
 from ..training.trainer import TrainingArguments
 
@@ -70,6 +70,14 @@ def check_run_flags(args: argparse.Namespace) -> None:
     for flag in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
         if getattr(args, flag) < 1:
             raise OpenBertError(f"--{flag}={getattr(args, flag)} must be at least 1")
+
+
+def run_task(args: argparse.Namespace, task, source: ModelSource) -> dict | None:
+    """:func:`openbert.tasks.common.run` with the flags' schedule (the original's epochs and warmup
+    when --do_train) and --do_eval / --do_predict."""
+    schedule = (Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
+                if args.do_train else None)
+    return run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:

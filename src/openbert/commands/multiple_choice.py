@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..tasks import common
 from ..tasks.multiple_choice import data as mc_data
 from ..tasks.multiple_choice import pipeline
 from .flags import (add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags, add_training_flags,
-                    check_run_flags, model_source, run_options, training_arguments)
+                    check_run_flags, model_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +48,5 @@ def run(args: argparse.Namespace) -> int:
     task = pipeline.MultipleChoiceTask(args.task_name, source.tokenizer, args.output_dir, args.max_seq_length, files,
                                        args.eval_batch_size, args.predict_batch_size, run_options(args))
     task.read_inputs(args.do_train, args.do_eval, args.do_predict)  # every input, before training
-    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
-                if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
+    run_task(args, task, source)
     return 0

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..tasks import common
 from ..tasks.ner import data as ner_data
 from ..tasks.ner import pipeline
 from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags,
-                    add_training_flags, check_run_flags, model_source, run_options, training_arguments)
+                    add_training_flags, check_run_flags, model_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +59,5 @@ def run(args: argparse.Namespace) -> int:
                             pipeline.Windows(args.max_seq_length, args.doc_stride, args.document_context),
                             args.tag_scheme, args.eval_batch_size, args.predict_batch_size, run_options(args))
     task.read_inputs(args.do_train, args.do_eval, args.do_predict, source.config)  # every input, before training
-    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
-                if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
+    run_task(args, task, source)
     return 0
