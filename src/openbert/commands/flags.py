@@ -77,7 +77,7 @@ def run_task(args: argparse.Namespace, task, source: ModelSource) -> dict | None
     when --do_train) and --do_eval / --do_predict."""
     schedule = (Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
                 if args.do_train else None)
-    return run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict)
+    return run(task, source, args.output_dir, schedule, getattr(args, "do_eval", False), args.do_predict)
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:

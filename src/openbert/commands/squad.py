@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OpenBertError
-from ..tasks import common
 from ..tasks.squad import pipeline
 from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_training_flags,
-                    model_source, run_options, training_arguments)
+                    model_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +74,5 @@ def run(args: argparse.Namespace) -> int:
                          args.version_2_with_negative, args.null_score_diff_threshold,
                          args.verbose_logging),
         args.predict_batch_size, run_options(args))
-    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
-                if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, do_predict=args.do_predict)
+    run_task(args, task, source)
     return 0
