@@ -40,14 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import hf_peer
+import fine_tuning as ft
 from openbert.checkpoints import assets
 from openbert.checkpoints.pretrained import load_config
 from openbert.tasks import common
 from openbert.tasks.classification import pipeline as classifier
 from openbert.tasks.classification.data import collate, convert_examples_to_features, get_processor
 from openbert.tokenization.wordpiece import FullTokenizer
-from openbert.training.trainer import TrainingArguments
 
 MRPC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "MRPC"
 
@@ -68,12 +67,12 @@ def hf_batch(features, pad_to=None):
     if pad_to is not None:
         b = {k: torch.nn.functional.pad(v, (0, pad_to - v.shape[1])) if v.dim() == 2 else v
              for k, v in b.items()}
-    return hf_peer.hf_inputs(b)
+    return ft.hf_inputs(b)
 
 
 def hf_train(model, features, steps, batch_size, lr, seed, warmup_proportion=0.1, pad_to=None):
     """The HF loop over ``features``; returns seconds, CPU seconds."""
-    return hf_peer.hf_train(model, lambda idx: hf_batch([features[i] for i in idx], pad_to), len(features),
+    return ft.hf_train(model, lambda idx: hf_batch([features[i] for i in idx], pad_to), len(features),
                             steps, batch_size, lr, seed, warmup_proportion)
 
 
@@ -91,19 +90,11 @@ def hf_accuracy(model, features, batch_size=64):
 # ---------------------------------------------------------------------------------------------
 # the openbert side
 # ---------------------------------------------------------------------------------------------
-def ob_train(model_dir, config, features, steps, batch_size, lr, seed, output_dir, warmup_proportion=0.1,
-             optimizer="adamw"):
+def ob_train(model_dir, config, features, steps, batch_size, lr, seed, output_dir, optimizer="adamw"):
     """Fine-tune with the Trainer; returns (model, seconds of the training steps, CPU seconds)."""
     model = classifier.build_model(model_dir, config, 2)
-    args = TrainingArguments(output_dir=output_dir, train_batch_size=batch_size, learning_rate=lr,
-                             num_train_steps=steps, num_warmup_steps=int(steps * warmup_proportion),
-                             seed=seed, save_checkpoints_steps=None, keep_checkpoint_max=1, progress=False,
-                             log_every_n_steps=steps, plot=False, device="cpu", optimizer=optimizer)
-    c0 = time.process_time()
-    result = classifier.train(model, features, args)
-    cpu = time.process_time() - c0
-    # the one metrics row covers the training steps only (not setup or the final checkpoint write)
-    seconds = steps * batch_size / result.history[-1]["seq_per_s"]
+    seconds, cpu = ft.openbert_training(classifier.train, model, features, steps, batch_size, lr, seed, output_dir,
+                                        optimizer)
     return model, seconds, cpu
 
 
