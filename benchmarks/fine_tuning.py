@@ -64,6 +64,37 @@ def interleaved_speed(reps: int, n: int, ours, theirs, unit: str, peer: str = "H
               f"{o[0] / h[0]:.2f}x wall; per CPU-second {o[1]:.1f} vs {h[1]:.1f}: {o[1] / h[1]:.2f}x")
 
 
+class Peers:
+    """openbert's and HF's fine-tuning of one task on the same features: ``openbert_model()`` /
+    ``hf_model()`` build fresh models, ``train`` is the task's pipeline.train, ``collate`` its
+    collate function (HF gets the same batches, keys renamed)."""
+
+    def __init__(self, a, openbert_model, train, hf_model, collate, tmp):
+        self.a, self.openbert_model, self.train, self.hf_model, self.collate, self.tmp = (
+            a, openbert_model, train, hf_model, collate, tmp)
+
+    def ours(self, features, steps: int, seed: int, name: str):
+        """(model, seconds of the training steps, CPU seconds)."""
+        model = self.openbert_model()
+        s, c = openbert_training(self.train, model, features, steps, self.a.train_batch_size, self.a.learning_rate,
+                                 seed, os.path.join(self.tmp, name))
+        return model, s, c
+
+    def theirs(self, model, features, steps: int, seed: int) -> tuple[float, float]:
+        return hf_train(model, lambda idx: hf_inputs(self.collate([features[i] for i in idx])), len(features),
+                        steps, self.a.train_batch_size, self.a.learning_rate, seed)
+
+    def speed(self, features, unit: str) -> None:
+        """:func:`interleaved_speed` over ``--speed_reps`` random samples of ``--speed_steps`` batches."""
+        a = self.a
+        n = a.speed_steps * a.train_batch_size
+        samples = [[features[i] for i in np.random.default_rng(rep).choice(len(features), n, replace=False)]
+                   for rep in range(a.speed_reps)]
+        interleaved_speed(0 if a.skip_speed else a.speed_reps, n,
+                          lambda rep: self.ours(samples[rep], a.speed_steps, a.seed + rep, f"speed{rep}")[1:],
+                          lambda rep: self.theirs(self.hf_model(), samples[rep], a.speed_steps, a.seed + rep), unit)
+
+
 def timed(fn):
     """(fn(), seconds)."""
     t0 = time.perf_counter()

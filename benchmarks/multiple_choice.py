@@ -85,29 +85,15 @@ def main():
           f"choices, mean {np.mean(lengths):.1f} tokens per choice (max {max(lengths)}); batch "
           f"{a.train_batch_size} questions, {torch.get_num_threads()} threads, torch {torch.__version__}")
 
-    def ours(features, steps, seed, name):
-        model = pipeline.build_model(model_dir, config)
-        s, c = ft.openbert_training(pipeline.train, model, features, steps, a.train_batch_size, a.learning_rate, seed,
-                                    os.path.join(tmp, name))
-        return model, s, c
-
-    def theirs(model, features, steps, seed):
-        return ft.hf_train(model, lambda idx: ft.hf_inputs(mc_data.collate([features[i] for i in idx])),
-                           len(features), steps, a.train_batch_size, a.learning_rate, seed)
-
-    n = a.speed_steps * a.train_batch_size
-    samples = [[train_f[i] for i in np.random.default_rng(rep).choice(len(train_f), n, replace=False)]
-               for rep in range(a.speed_reps)]
-    ft.interleaved_speed(0 if a.skip_speed else a.speed_reps, n,
-                         lambda rep: ours(samples[rep], a.speed_steps, a.seed + rep, f"speed{rep}")[1:],
-                         lambda rep: theirs(hf_model(model_dir), samples[rep], a.speed_steps, a.seed + rep),
-                         "questions")
+    peers = ft.Peers(a, lambda: pipeline.build_model(model_dir, config), pipeline.train,
+                     lambda: hf_model(model_dir), mc_data.collate, tmp)
+    peers.speed(train_f, "questions")  # interleaved repetitions over the same random samples
     if a.skip_accuracy:
         return 0
 
     steps = common.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
     print(f"full fine-tuning: {steps} steps, lr {a.learning_rate:g}; chance 25%", flush=True)
-    model, s, _ = ours(train_f, steps, a.seed, "full")
+    model, s, _ = peers.ours(train_f, steps, a.seed, "full")
     res, t = ft.timed(lambda: pipeline.evaluate(model, dev_f, 16, steps, common.RunOptions(device="cpu",
                                                                                            progress=False)))
     ob_speed, ob_eval = steps * a.train_batch_size / s, len(dev_f) / t
@@ -115,7 +101,7 @@ def main():
           f"{ob_eval:.1f} questions/s", flush=True)
     torch.manual_seed(a.seed)
     model = hf_model(model_dir)
-    s, _ = theirs(model, train_f, steps, a.seed)
+    s, _ = peers.theirs(model, train_f, steps, a.seed)
     acc, t = ft.timed(lambda: hf_accuracy(model, dev_f))
     hf_speed, hf_eval = steps * a.train_batch_size / s, len(dev_f) / t
     print(f"  HF:       accuracy {100 * acc:.2f}%, train {hf_speed:.1f} questions/s, eval {hf_eval:.1f} questions/s")

@@ -95,31 +95,16 @@ def main():
           f"{', document context' if a.document_context else ''}")
     tmp = tempfile.mkdtemp(prefix="openbert_bench_ner_")
 
-    def ours(features, steps, seed, name):
-        model = pipeline.build_model(model_dir, config, len(labels))
-        s, c = ft.openbert_training(pipeline.train, model, features, steps, a.train_batch_size, a.learning_rate, seed,
-                                    os.path.join(tmp, name))
-        return model, s, c
-
-    def theirs(model, features, steps, seed):
-        return ft.hf_train(model, lambda idx: ft.hf_inputs(ner_data.collate([features[i] for i in idx])),
-                           len(features), steps, a.train_batch_size, a.learning_rate, seed)
-
-    # ---- speed: interleaved repetitions over the same random sample of windows -------------
-    n = a.speed_steps * a.train_batch_size
-    samples = [[train_f[i] for i in np.random.default_rng(rep).choice(len(train_f), n, replace=False)]
-               for rep in range(a.speed_reps)]
-    ft.interleaved_speed(0 if a.skip_speed else a.speed_reps, n,
-                         lambda rep: ours(samples[rep], a.speed_steps, a.seed + rep, f"speed{rep}")[1:],
-                         lambda rep: theirs(hf_model(model_dir, len(labels)), samples[rep], a.speed_steps, a.seed + rep),
-                         "windows")
+    peers = ft.Peers(a, lambda: pipeline.build_model(model_dir, config, len(labels)), pipeline.train,
+                     lambda: hf_model(model_dir, len(labels)), ner_data.collate, tmp)
+    peers.speed(train_f, "windows")  # interleaved repetitions over the same random samples
     if a.skip_accuracy:
         return 0
 
     # ---- F1: one full run each ----------------------------------------------------------------
     steps = common.num_train_steps(len(train_f), a.train_batch_size, a.num_train_epochs)
     print(f"full fine-tuning: {steps} steps, lr {a.learning_rate:g}", flush=True)
-    model, s, _ = ours(train_f, steps, a.seed, "full")
+    model, s, _ = peers.ours(train_f, steps, a.seed, "full")
     (res, _, _), t = ft.timed(lambda: pipeline.evaluate(model, dev, dev_f, labels, scheme, 64, steps,
                                                         options=common.RunOptions(device="cpu", progress=False)))
     ob_speed, ob_eval = steps * a.train_batch_size / s, len(dev_f) / t
@@ -127,7 +112,7 @@ def main():
           f"{ob_speed:.1f} windows/s, eval {ob_eval:.0f} windows/s", flush=True)
     torch.manual_seed(a.seed)
     model = hf_model(model_dir, len(labels))
-    s, _ = theirs(model, train_f, steps, a.seed)
+    s, _ = peers.theirs(model, train_f, steps, a.seed)
     logits, t = ft.timed(lambda: hf_word_logits(model, dev_f))
     hf_res, _ = pipeline.tag_metrics(dev, pipeline.decode(dev, dev_f, logits, labels), scheme)
     hf_speed, hf_eval = steps * a.train_batch_size / s, len(dev_f) / t

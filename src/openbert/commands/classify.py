@@ -15,8 +15,8 @@ import logging
 
 from ..tasks.classification import pipeline
 from ..tasks.classification.data import PROCESSORS, canonical_task_name
-from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags,
-                    add_training_flags, check_run_flags, model_source, run_options, run_task)
+from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_model_source_flags,
+                    add_run_flags, add_training_flags, check_run_flags, model_source, run_options, run_task)
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--labels", default=None,
                    help="custom task: comma-separated label list (default: sorted labels of the train set)")
     add_bool(c, "regression", False, "custom task: the label is a number (MSE loss, Pearson/Spearman)")
-    c.add_argument("--max_train_examples", type=int, default=None, help="use only the first N training examples")
-    c.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples")
+    add_example_limit_flags(c)
     add_training_flags(parser)
 
 

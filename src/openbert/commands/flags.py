@@ -57,6 +57,12 @@ def add_run_flags(g, eval_batch_size: int = 8) -> None:
     g.add_argument("--predict_batch_size", type=int, default=eval_batch_size)
 
 
+def add_example_limit_flags(g, what: str = "examples") -> None:
+    """--max_train_examples / --max_eval_examples: use the first N training / dev ``what``."""
+    g.add_argument("--max_train_examples", type=int, default=None, help=f"use only the first N training {what}")
+    g.add_argument("--max_eval_examples", type=int, default=None, help=f"use only the first N dev {what}")
+
+
 def check_run_flags(args: argparse.Namespace) -> None:
     """What a train / eval / predict command checks before it reads anything (OpenBertError)."""
     if not (args.do_train or args.do_eval or args.do_predict):

@@ -16,8 +16,8 @@ import argparse
 
 from ..tasks.multiple_choice import data as mc_data
 from ..tasks.multiple_choice import pipeline
-from .flags import (add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags, add_training_flags,
-                    check_run_flags, model_source, run_options, run_task)
+from .flags import (add_example_limit_flags, add_fine_tuning_schedule_flags, add_model_source_flags,
+                    add_run_flags, add_training_flags, check_run_flags, model_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         c.add_argument(f"--{split}_file", help=f"the {split} file: a name in --data_dir or a path (default: "
                                                f"swag {mc_data.SPLIT_FILES['swag'][split][0]}, custom "
                                                f"{mc_data.SPLIT_FILES['custom'][split][0]})")
-    c.add_argument("--max_train_examples", type=int, default=None, help="use only the first N training questions")
-    c.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev questions")
+    add_example_limit_flags(c, "questions")
     add_training_flags(parser)
 
 

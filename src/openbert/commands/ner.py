@@ -17,8 +17,8 @@ import argparse
 
 from ..tasks.ner import data as ner_data
 from ..tasks.ner import pipeline
-from .flags import (add_bool, add_fine_tuning_schedule_flags, add_model_source_flags, add_run_flags,
-                    add_training_flags, check_run_flags, model_source, run_options, run_task)
+from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_model_source_flags,
+                    add_run_flags, add_training_flags, check_run_flags, model_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bool(c, "document_context", False,
              "fill each window with the neighbouring sentences of the same document and predict the "
              "centre sentence only (the paper's maximal document context)")
-    c.add_argument("--max_train_examples", type=int, default=None, help="use only the first N training sentences")
-    c.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev sentences")
+    add_example_limit_flags(c, "sentences")
     add_training_flags(parser)
 
 
