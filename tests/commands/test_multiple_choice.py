@@ -95,7 +95,8 @@ def test_bad_input_one_line_exit_2(tmp_path, swag_dir, capsys, flags, message):
 
 @pytest.mark.slow
 def test_real_minilm_on_wikitext_swag(tmp_path, minilm_dir, shared_data):
-    """MiniLM-L6 fine-tuned on the SWAG-format set built from WikiText-2 beats chance (25%) by far."""
+    """MiniLM-L6 fine-tuned on 640 questions of the SWAG-format set built from WikiText-2 beats chance
+    (25%) by far on its 345 val questions."""
     from openbert.tasks.multiple_choice import synth
 
     wiki = shared_data / "corpus" / "wikitext-2"
@@ -103,6 +104,6 @@ def test_real_minilm_on_wikitext_swag(tmp_path, minilm_dir, shared_data):
     synth.write_swag(synth.build(synth.read_documents([str(wiki / "valid.txt"), str(wiki / "test.txt")])), data)
     out = tmp_path / "out"
     assert mc("--task_name=swag", "--do_train", "--do_eval", f"--data_dir={data}", f"--init_checkpoint={minilm_dir}",
-              f"--output_dir={out}", "--max_seq_length=96", "--train_batch_size=16", "--learning_rate=5e-5",
-              "--num_train_epochs=1", "--eval_batch_size=32") == 0
+              f"--output_dir={out}", "--max_seq_length=80", "--train_batch_size=16", "--learning_rate=5e-5",
+              "--num_train_epochs=1", "--max_train_examples=640", "--eval_batch_size=32") == 0
     assert float(read_results(out / "eval_results.txt")["eval_accuracy"]) > 0.5
