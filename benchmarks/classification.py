@@ -40,13 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import fine_tuning as ft
 from openbert.checkpoints import assets
 from openbert.checkpoints.pretrained import load_config
 from openbert.tasks import common
 from openbert.tasks.classification import pipeline as classifier
 from openbert.tasks.classification.data import collate, convert_examples_to_features, get_processor
 from openbert.tokenization.wordpiece import FullTokenizer
-from openbert.training.trainer import TrainingArguments
 
 MRPC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "MRPC"
 
@@ -67,37 +67,13 @@ def hf_batch(features, pad_to=None):
     if pad_to is not None:
         b = {k: torch.nn.functional.pad(v, (0, pad_to - v.shape[1])) if v.dim() == 2 else v
              for k, v in b.items()}
-    return {"input_ids": b["input_ids"], "attention_mask": b["input_mask"], "token_type_ids": b["segment_ids"],
-            "labels": b["labels"]}
+    return ft.hf_inputs(b)
 
 
 def hf_train(model, features, steps, batch_size, lr, seed, warmup_proportion=0.1, pad_to=None):
-    """A plain torch fine-tuning loop the way HF users write it; returns seconds, CPU seconds."""
-    from transformers import get_linear_schedule_with_warmup
-
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-               "weight_decay": 0.01},
-              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-               "weight_decay": 0.0}]
-    try:  # HF Trainer's default optimizer on torch >= 2.8 is adamw_torch_fused
-        opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6, fused=True)
-    except RuntimeError:
-        opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
-    sched = get_linear_schedule_with_warmup(opt, int(steps * warmup_proportion), steps)
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(features)) for _ in range(steps * batch_size // len(features) + 1)])
-    model.train()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for step in range(steps):
-        idx = order[step * batch_size:(step + 1) * batch_size]
-        loss = model(**hf_batch([features[i] for i in idx], pad_to)).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-    return time.perf_counter() - t0, time.process_time() - c0
+    """The HF loop over ``features``; returns seconds, CPU seconds."""
+    return ft.hf_train(model, lambda idx: hf_batch([features[i] for i in idx], pad_to), len(features),
+                            steps, batch_size, lr, seed, warmup_proportion)
 
 
 def hf_accuracy(model, features, batch_size=64):
@@ -114,19 +90,11 @@ def hf_accuracy(model, features, batch_size=64):
 # ---------------------------------------------------------------------------------------------
 # the openbert side
 # ---------------------------------------------------------------------------------------------
-def ob_train(model_dir, config, features, steps, batch_size, lr, seed, output_dir, warmup_proportion=0.1,
-             optimizer="adamw"):
+def ob_train(model_dir, config, features, steps, batch_size, lr, seed, output_dir, optimizer="adamw"):
     """Fine-tune with the Trainer; returns (model, seconds of the training steps, CPU seconds)."""
     model = classifier.build_model(model_dir, config, 2)
-    args = TrainingArguments(output_dir=output_dir, train_batch_size=batch_size, learning_rate=lr,
-                             num_train_steps=steps, num_warmup_steps=int(steps * warmup_proportion),
-                             seed=seed, save_checkpoints_steps=None, keep_checkpoint_max=1, progress=False,
-                             log_every_n_steps=steps, plot=False, device="cpu", optimizer=optimizer)
-    c0 = time.process_time()
-    result = classifier.train(model, features, args)
-    cpu = time.process_time() - c0
-    # the one metrics row covers the training steps only (not setup or the final checkpoint write)
-    seconds = steps * batch_size / result.history[-1]["seq_per_s"]
+    seconds, cpu = ft.openbert_training(classifier.train, model, features, steps, batch_size, lr, seed, output_dir,
+                                        optimizer)
     return model, seconds, cpu
 
 

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-pretraining-data": ("create_pretraining_data", "masked-LM / next-sentence instances"),
     "pretrain": ("pretrain", "pre-train (run_pretraining.py)"),
     "classify": ("classify", "fine-tune and evaluate on classification (run_classifier.py)"),
+    "ner": ("ner", "fine-tune and evaluate on named-entity recognition (CoNLL-2003) or other tagging"),
+    "multiple-choice": ("multiple_choice", "fine-tune and evaluate on multiple choice (SWAG)"),
     "squad": ("squad", "fine-tune and predict on SQuAD v1.1/v2.0 (run_squad.py)"),
     "squad-eval": ("squad_eval", "official SQuAD v1.1/v2.0 evaluation"),
     "extract-features": ("extract_features", "contextual embeddings (extract_features.py)"),

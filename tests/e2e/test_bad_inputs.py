@@ -59,6 +59,14 @@ def ws(tmp_path_factory, request):
     (w / "taken").mkdir()
     (w / "taken" / "precious.txt").write_text("keep me")
     (w / "a_file").write_text("not a folder")
+    conll = w / "conll"
+    conll.mkdir()
+    (conll / "eng.train").write_text("-DOCSTART- -X- O O\n\nthe DT O\ncat NN I-PER\n\n")
+    (conll / "eng.testa").write_text("")
+    (w / "conll_one_column").mkdir()
+    (w / "conll_one_column" / "eng.train").write_text("the DT O\ncat\n\n")
+    (w / "choices").mkdir()
+    (w / "choices" / "train.jsonl").write_text('{"context": "the cat", "choices": ["sat .", "ran ."], "label": 5}\n')
     (w / "some_dir").mkdir()
     claim_output_dir(w / "pretrain_out", "pretrain")  # the output of another command
     atomic_write_text(w / "pretrain_out" / "eval_results.txt", "loss = 1\n")
@@ -81,6 +89,8 @@ PRE = ["pretrain", "--input_file={W}/corpus.txt", "--max_seq_length=16", "--max_
 CPD = ["create-pretraining-data", "--input_file={W}/corpus.txt", "--vocab_file={W}/vocab.txt",
        "--max_seq_length=16", "--max_predictions_per_seq=4", V]
 XF = ["extract-features", "--input_file={W}/corpus.txt", M, "--max_seq_length=32"]
+NER = ["ner", "--max_seq_length=16", V]
+MC = ["multiple-choice", "--task_name=custom", "--max_seq_length=16", V]
 PREDICT = ["predict", M, "--input_file={W}/corpus.txt", "--noprogress"]
 
 # (id, argv, what the error line must name)
@@ -188,6 +198,23 @@ CASES = [
     ("fill-mask-no-mlm-head", ["fill-mask", "--init_checkpoint={W}/encoder", "the [MASK] sat ."], ["masked-LM head"]),
     ("fill-mask-onto-notes", ["fill-mask", M, "--output_file={W}/notes.txt", "the [MASK] sat ."],
      ["--output_file", "notes.txt"]),
+    # ner
+    ("ner-zero-batch", NER + ["--do_train", "--data_dir={W}/conll", M, "--output_dir={W}/n", "--train_batch_size=0"],
+     ["--train_batch_size=0"]),
+    ("ner-one-column", NER + ["--do_train", "--data_dir={W}/conll_one_column", M, "--output_dir={W}/n"],
+     ["eng.train", "line 2"]),
+    ("ner-unknown-scheme", NER + ["--do_train", "--data_dir={W}/conll", M, "--output_dir={W}/n",
+                                  "--tag_scheme=bio3"], ["--tag_scheme"]),
+    ("ner-empty-dev-file", NER + ["--do_train", "--do_eval", "--data_dir={W}/conll", M, "--output_dir={W}/n"],
+     ["eng.testa"]),
+    ("ner-output-is-init", NER + ["--do_train", "--data_dir={W}/conll", M, "--output_dir={W}/model"],
+     ["--output_dir", "an input of this command"]),
+    # multiple-choice
+    ("mc-label-out-of-range", MC + ["--do_train", "--data_dir={W}/choices", M, "--output_dir={W}/m"],
+     ["train.jsonl", "line 1"]),
+    ("mc-unknown-task", [MC[0], "--task_name=nope", *MC[2:], "--do_train", "--data_dir={W}/choices", M,
+                         "--output_dir={W}/m"], ["--task_name"]),
+    ("mc-missing-data", MC + ["--do_train", "--data_dir={W}/some_dir", M, "--output_dir={W}/m"], ["some_dir"]),
     # predict and serve
     ("predict-zero-batch", PREDICT + ["--output_file={W}/p.jsonl", "--batch_size=0"], ["--batch_size"]),
     ("predict-missing-input", ["predict", M, "--input_file={W}/nope.txt", "--output_file={W}/p.jsonl"],

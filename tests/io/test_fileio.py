@@ -221,3 +221,20 @@ def test_a_folder_is_never_written_onto_a_file(tmp_path):
         with output_folder(tmp_path / "model") as tmp:
             _write(tmp, "weights", "w")
     assert (tmp_path / "model").read_text() == "a file of the user's" and os.listdir(tmp_path) == ["model"]
+
+
+def test_read_records_tsv_csv_jsonl(tmp_path):
+    from openbert.errors import OpenBertError
+    from openbert.io.fileio import read_records
+
+    (tmp_path / "a.tsv").write_text('x\ty\n"1\t2\n')
+    (tmp_path / "a.csv").write_text('x,y\n"1,5",2\n')
+    (tmp_path / "a.jsonl").write_text('{"x": 1}\n\n{"x": 2}\n')
+    assert list(read_records(tmp_path / "a.tsv")) == [(2, {"x": '"1', "y": "2"})]  # TSV: quotes are literal
+    assert list(read_records(tmp_path / "a.csv")) == [(2, {"x": "1,5", "y": "2"})]
+    assert list(read_records(tmp_path / "a.jsonl")) == [(1, {"x": 1}), (3, {"x": 2})]
+    (tmp_path / "b.csv").write_text("x,y\n1\n")
+    with pytest.raises(OpenBertError, match=r"b\.csv, line 2: 1 columns, the header has 2"):
+        list(read_records(tmp_path / "b.csv"))
+    with pytest.raises(OpenBertError, match="unknown format '.xml'"):
+        list(read_records(tmp_path / "a.xml"))

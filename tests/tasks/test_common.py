@@ -1,11 +1,12 @@
 """What every task shares: step count, model source, tokenizer, head building, pair layout, padding."""
 import math
 
+import numpy as np
 import pytest
 
 from openbert.config import BertConfig
 from openbert.errors import OpenBertError
-from openbert.model.bert import BertForQuestionAnswering
+from openbert.model.bert import BertForQuestionAnswering, BertForTokenClassification
 from openbert.tasks import common
 
 
@@ -99,3 +100,39 @@ def test_pad_and_encoder_inputs():
     assert batch["input_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     assert batch["segment_ids"].tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]
     assert all(t.dtype == torch.long for t in batch.values())
+
+
+def test_pad_with_a_value():
+    assert common.pad([[1, 2, 3], [4]], value=-100).tolist() == [[1, 2, 3], [4, -100, -100]]
+
+
+def test_eval_losses_as_the_estimator():
+    # per-example sums over counts: eval_loss is the mean over all units, loss the mean of batch means
+    res = common.eval_losses([2.0, 4.0, 3.0], [1, 3, 1], batch_size=2)
+    assert res["eval_loss"] == pytest.approx(9 / 5) and res["loss"] == pytest.approx((6 / 4 + 3 / 1) / 2)
+
+
+def test_softmax_rows():
+    p = common.softmax(np.array([[1000.0, 1000.0], [0.0, math.log(3.0)]]))
+    assert np.allclose(p, [[0.5, 0.5], [0.25, 0.75]])
+
+
+def test_find_data_file(tmp_path):
+    (tmp_path / "b.txt").write_text("x")
+    assert common.find_data_file(tmp_path, ["a.txt", "b.txt"], "the train file", "--train_file") == str(
+        tmp_path / "b.txt")
+    with pytest.raises(OpenBertError, match=r"the dev file not found: looked for .*a\.txt; point --data_dir"):
+        common.find_data_file(tmp_path, ["a.txt"], "the dev file", "--dev_file")
+    assert common.find_data_file(tmp_path, ["a.txt"], "f", "--f", given=str(tmp_path / "b.txt")).endswith("b.txt")
+    with pytest.raises(OpenBertError, match=r"looked for .*c\.txt, c\.txt; check --test_file"):
+        common.find_data_file(tmp_path, ["a.txt"], "the test file", "--test_file", given="c.txt")
+
+
+def test_saved_labels_come_back(tmp_path):
+    cfg = BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=8, max_position_embeddings=32)
+    common.save_with_labels(BertForTokenClassification(cfg, num_labels=3), tmp_path, ["O", "B-X", "I-X"],
+                            tag_scheme="iob2")
+    loaded = BertForTokenClassification.from_pretrained(tmp_path)
+    assert common.label_names(loaded.config) == ["O", "B-X", "I-X"] and loaded.num_labels == 3
+    assert loaded.config.extra["tag_scheme"] == "iob2"

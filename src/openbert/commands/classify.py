@@ -15,13 +15,11 @@ import argparse
 import logging
 import os
 
-from ..errors import OpenBertError
-from ..tasks import common
 from ..tasks.classification import pipeline
 from ..tasks.classification.data import PROCESSORS, canonical_task_name
-from .flags import (add_bool, add_fine_tuning_schedule_flags, add_loading_flags, add_model_source_flags,
-                    add_training_flags, check_flag_values, model_inputs, model_source, run_options,
-                    training_arguments)
+from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_loading_flags,
+                    add_model_source_flags, add_run_flags, add_training_flags, check_run_flags,
+                    model_source, run_options, run_task)
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--task_name", required=True, help=f"one of: {', '.join(PROCESSORS)}")
     g.add_argument("--output_dir", required=True, help="where the model, checkpoints and results go")
     add_model_source_flags(g, 128, "maximum total length after WordPiece; longer pairs are trimmed")
-    add_bool(g, "do_train", False, "run training")
-    add_bool(g, "do_eval", False, "run eval on the dev set")
-    add_bool(g, "do_predict", False, "run prediction on the test set")
-    g.add_argument("--train_batch_size", type=int, default=32)
-    g.add_argument("--eval_batch_size", type=int, default=8)
-    g.add_argument("--predict_batch_size", type=int, default=8)
+    add_run_flags(g)
     add_fine_tuning_schedule_flags(g)
 
     c = parser.add_argument_group("data beyond the original")
@@ -51,30 +44,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--labels", default=None,
                    help="custom task: comma-separated label list (default: sorted labels of the train set)")
     add_bool(c, "regression", False, "custom task: the label is a number (MSE loss, Pearson/Spearman)")
-    c.add_argument("--max_train_examples", type=int, default=None, help="use only the first N training examples")
-    c.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples")
+    add_example_limit_flags(c)
     add_training_flags(parser)
     add_loading_flags(parser)
 
 
 def _check_args(args) -> None:
-    if not (args.do_train or args.do_eval or args.do_predict):
-        raise OpenBertError("at least one of --do_train, --do_eval or --do_predict must be true")
-    if args.use_tpu:
-        raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
+    check_run_flags(args)
     canonical_task_name(args.task_name)
-    if not args.data_dir:
-        raise OpenBertError("--data_dir is required: the folder with the task's files")
-    if args.warmup_proportion < 0 or args.warmup_proportion > 1:
-        raise OpenBertError(f"--warmup_proportion={args.warmup_proportion} must be between 0 and 1")
-    check_flag_values(args)
 
 
 def _inputs(args) -> list:
-    """What --output_dir must not swallow: the data, and when training the model's files."""
+    """What --output_dir must not swallow: the data files."""
     files = [os.path.join(args.data_dir, f) if f and not os.path.isabs(f) else f
              for f in (getattr(args, f"{s}_file", None) for s in ("train", "dev", "test"))]
-    return [args.data_dir, *files, *(model_inputs(args) if args.do_train else [])]
+    return [args.data_dir, *files]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,8 +73,5 @@ def run(args: argparse.Namespace) -> int:
     task = pipeline.ClassificationTask(processor, args.data_dir, source.tokenizer, args.max_seq_length,
                                        args.output_dir, args.eval_batch_size, args.predict_batch_size,
                                        args.max_train_examples, args.max_eval_examples, run_options(args))
-    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
-                if args.do_train else None)
-    common.run(task, source, args.output_dir, schedule, args.do_eval, args.do_predict, command="classify",
-               inputs=_inputs(args))
+    run_task(args, task, source, "classify", _inputs(args))
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..tasks.common import ModelSource, RunOptions, resolve_model_source
+from ..tasks.common import ModelSource, RunOptions, Schedule, resolve_model_source, run
 from ..errors import OpenBertError
 from ..training.trainer import TrainingArguments
 
@@ -45,6 +45,50 @@ def add_fine_tuning_schedule_flags(g) -> None:
     g.add_argument("--save_checkpoints_steps", type=int, default=1000)
     g.add_argument("--iterations_per_loop", type=int, default=1000, help="accepted for compatibility (TPU only)")
     add_bool(g, "use_tpu", False, "accepted for compatibility; must be false")
+
+
+def add_run_flags(g, eval_batch_size: int = 8) -> None:
+    """run_classifier's --do_train / --do_eval / --do_predict and the three batch sizes."""
+    add_bool(g, "do_train", False, "run training")
+    add_bool(g, "do_eval", False, "run eval on the dev set")
+    add_bool(g, "do_predict", False, "run prediction on the test set")
+    g.add_argument("--train_batch_size", type=int, default=32)
+    g.add_argument("--eval_batch_size", type=int, default=eval_batch_size)
+    g.add_argument("--predict_batch_size", type=int, default=eval_batch_size)
+
+
+def add_example_limit_flags(g, what: str = "examples") -> None:
+    """--max_train_examples / --max_eval_examples: use the first N training / dev ``what``."""
+    g.add_argument("--max_train_examples", type=int, default=None, help=f"use only the first N training {what}")
+    g.add_argument("--max_eval_examples", type=int, default=None, help=f"use only the first N dev {what}")
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """What a train / eval / predict command checks before it reads anything (OpenBertError)."""
+    if not (args.do_train or args.do_eval or args.do_predict):
+        raise OpenBertError("at least one of --do_train, --do_eval or --do_predict must be true")
+    if getattr(args, "use_tpu", False):
+        raise OpenBertError("--use_tpu is not supported: openbert runs on CPU and CUDA GPUs (--device)")
+    if not args.data_dir:
+        raise OpenBertError("--data_dir is required: the folder with the task's files")
+    if not 0 <= args.warmup_proportion <= 1:
+        raise OpenBertError(f"--warmup_proportion={args.warmup_proportion} must be between 0 and 1")
+    for flag in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+        if getattr(args, flag) < 1:
+            raise OpenBertError(f"--{flag}={getattr(args, flag)} must be at least 1")
+    check_flag_values(args)
+
+
+def run_task(args: argparse.Namespace, task, source: ModelSource, command: str,
+             inputs=()) -> dict | None:
+    """:func:`openbert.tasks.common.run` with the flags' schedule (the original's epochs and warmup
+    when --do_train) and --do_eval / --do_predict. ``inputs``: the command's data files, which
+    --output_dir must never hold (the model's files are added when training)."""
+    schedule = (Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
+                if args.do_train else None)
+    inputs = [*inputs, *(model_inputs(args) if args.do_train else [])]
+    return run(task, source, args.output_dir, schedule, getattr(args, "do_eval", False), args.do_predict,
+               command=command, inputs=inputs)
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OpenBertError
-from ..tasks import common
 from ..tasks.squad import pipeline
 from .flags import (add_bool, add_fine_tuning_schedule_flags, add_loading_flags, add_model_source_flags,
-                    add_training_flags, check_flag_values, model_inputs, model_source, run_options,
-                    training_arguments)
+                    add_training_flags, check_flag_values, model_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,10 +76,6 @@ def run(args: argparse.Namespace) -> int:
                          args.version_2_with_negative, args.null_score_diff_threshold,
                          args.verbose_logging),
         args.predict_batch_size, run_options(args))
-    schedule = (common.Schedule(training_arguments(args), args.num_train_epochs, args.warmup_proportion)
-                if args.do_train else None)
-    inputs = [args.train_file if args.do_train else None, args.predict_file if args.do_predict else None,
-              *(model_inputs(args) if args.do_train else [])]
-    common.run(task, source, args.output_dir, schedule, do_predict=args.do_predict, command="squad",
-               inputs=inputs)
+    inputs = [args.train_file if args.do_train else None, args.predict_file if args.do_predict else None]
+    run_task(args, task, source, "squad", inputs)
     return 0

@@ -18,12 +18,16 @@ loses a user's file:
   back).
 
 Everything written follows the process umask (some libraries create files with mode 0600).
+
+Also: input globs, and readers of JSON, JSON lines and delimited text that name the file and
+line of what they cannot read.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import errno
+import csv
 import glob
 import json
 import logging
@@ -511,3 +515,57 @@ def read_json(path: str | os.PathLike, expected: str):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise OpenBertError(f"{path}: not a JSON file ({e}); expected {expected}") from None
+
+
+def read_tsv(path: str | os.PathLike, delimiter: str = "\t", quoting: int = csv.QUOTE_NONE):
+    """Yield ``(line_number, row)`` for each non-blank row of a delimited text file.
+
+    TSV as the original: tab delimiter, no quote handling (``"`` is a literal character). A UTF-8
+    byte-order mark (Microsoft's MRPC files have one) is dropped.
+    """
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+            for row in reader:
+                if row and any(row):
+                    yield reader.line_num, row
+    except UnicodeDecodeError as e:
+        raise OpenBertError(f"{path}: not UTF-8 text ({e}); convert the file to UTF-8") from None
+    except csv.Error as e:
+        raise OpenBertError(f"{path}: malformed line ({e}); check the file's quoting") from None
+
+
+def read_jsonl(path: str | os.PathLike):
+    """Yield ``(line_number, dict)`` for each non-blank line of a JSON-lines file."""
+    with open(path, encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise OpenBertError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise OpenBertError(f"{path}, line {n}: expected a JSON object per line")
+            yield n, obj
+
+
+def read_records(path: str | os.PathLike):
+    """Yield ``(line_number, dict)`` per record of a .tsv (header row, no quote handling), .csv
+    (header row, standard quoting) or .jsonl/.json (one object per line) file."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix in (".jsonl", ".json"):
+        yield from read_jsonl(path)
+        return
+    if suffix not in (".tsv", ".csv", ".txt"):
+        raise OpenBertError(f"{path}: unknown format {suffix!r}; use .tsv, .csv or .jsonl")
+    delimiter, quoting = (",", csv.QUOTE_MINIMAL) if suffix == ".csv" else ("\t", csv.QUOTE_NONE)
+    header = None
+    for line, row in read_tsv(path, delimiter, quoting):
+        if header is None:
+            header = row
+            continue
+        if len(row) != len(header):
+            raise OpenBertError(f"{path}, line {line}: {len(row)} columns, the header has "
+                                f"{len(header)} ({', '.join(header)})")
+        yield line, dict(zip(header, row))

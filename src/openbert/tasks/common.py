@@ -1,6 +1,7 @@
 """What every task shares, written once: where the model comes from (checkpoint, config, vocab,
-tokenizer), the max_seq_length check, the ``[CLS] A [SEP] B [SEP]`` layout, batch padding, the
-original's step count, and the train / eval / predict skeleton of a fine-tuning run.
+tokenizer), the max_seq_length check, finding a task's input files, the ``[CLS] A [SEP] B [SEP]``
+layout, batch padding, the original's step count, the train / eval / predict skeleton of a
+fine-tuning run, inference in input order and the original's result files.
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints.pretrained import find_config, find_vocab, load_config, unused_weights_allowed
+from ..checkpoints.pretrained import (find_config, find_vocab, load_config, save_pretrained,
+                                      unused_weights_allowed)
 from ..config import BertConfig
 from ..errors import OpenBertError
-from ..io.fileio import check_output_dir, claim_output_dir
+from ..io.fileio import atomic_open, check_output_dir, claim_output_dir
 from ..tokenization.wordpiece import FullTokenizer, load_vocab, validate_case_matches_checkpoint
 from ..training import state as train_state
 from ..training.distributed import is_main_process
-from ..training.trainer import Trainer, TrainingArguments
+from ..training.trainer import Trainer, TrainingArguments, predict
 
 logger = logging.getLogger(__name__)
 
@@ -139,9 +141,38 @@ def build_model(cls, path, config: BertConfig, **head_kwargs):
     return cls(config, **head_kwargs)
 
 
+def find_data_file(data_dir, names: Sequence[str], what: str, flag: str, given: str | None = None) -> str:
+    """A task's input file: ``given`` (the ``flag``'s value: a name inside ``data_dir`` or a
+    path), else the first of the default ``names`` inside ``data_dir`` that is a file.
+
+    OpenBertError listing every place looked at when none is; ``what`` names the file
+    ("the train file").
+    """
+    if given:
+        looked = [os.path.join(data_dir, given), given] if data_dir else [given]
+    else:
+        looked = [os.path.join(data_dir or "", n) for n in names]
+    for path in looked:
+        if os.path.isfile(path):
+            return os.fspath(path)
+    where = ", ".join(dict.fromkeys(looked))
+    if given:
+        raise OpenBertError(f"{what} not found: looked for {where}; check {flag}")
+    raise OpenBertError(f"{what} not found: looked for {where}; point --data_dir at the folder holding "
+                        f"it or name it with {flag}")
+
+
 # ---------------------------------------------------------------------------------------------
-# inputs: the pair layout and padding
+# inputs: token ids, the pair layout and padding
 # ---------------------------------------------------------------------------------------------
+def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """WordPiece ids of each text: the tokenizer's fast batch path when it has one."""
+    batch = getattr(tokenizer, "encode_batch", None)
+    if batch is not None:
+        return batch(list(texts))
+    return [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(t)) for t in texts]
+
+
 def truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
     """Trim in place, one token at a time from the end of the longer list (B on ties)."""
     while len(tokens_a) + len(tokens_b) > max_length:
@@ -170,11 +201,11 @@ def pack_pair(a: list, b: list | None, max_seq_length: int, cls, sep) -> tuple[l
     return sequence, segment_ids
 
 
-def pad(rows: Sequence[Sequence], length: int | None = None, dtype=np.int64) -> torch.Tensor:
-    """Rows of numbers -> [len(rows), length] tensor, zero-padded on the right (``length``: the
-    longest row by default)."""
+def pad(rows: Sequence[Sequence], length: int | None = None, dtype=np.int64, value=0) -> torch.Tensor:
+    """Rows of numbers -> [len(rows), length] tensor, padded on the right with ``value`` (``length``:
+    the longest row by default)."""
     length = max((len(r) for r in rows), default=0) if length is None else length
-    out = np.zeros((len(rows), length), dtype=dtype)
+    out = np.full((len(rows), length), value, dtype=dtype)
     for i, row in enumerate(rows):
         out[i, :len(row)] = row
     return torch.from_numpy(out)
@@ -238,7 +269,7 @@ class Task(Protocol):
 
     def predict(self, model) -> None: ...
 
-    # optional: read_inputs(do_train, do_eval, do_predict) reads every input the run will use (and
+    # optional: read_inputs(do_train, do_eval, do_predict, config) reads every input the run will use (and
     # keeps it), so that a bad file stops the run before training
 
 
@@ -265,7 +296,7 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
     Before any work ``output_dir`` must be ``command``'s to write (:func:`check_output_dir`: not a
     file, not holding one of ``inputs`` or the model trained from, nothing openbert did not write
     unless ``--overwrite_output_dir``), and the task reads every input the run needs
-    (``task.read_inputs``, when it has one), so a bad dev or test file stops the run before
+    (``task.read_inputs``, when it has one, given the model's config), so a bad dev or test file stops the run before
     training. ``source.allow_unused`` reaches the task's ``build_model``.
     """
     training = schedule is not None
@@ -274,7 +305,7 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
     check_output_dir(output_dir, command, overwrite=overwrite, inputs=inputs)
     read_inputs = getattr(task, "read_inputs", None)
     if read_inputs is not None:
-        read_inputs(do_train=training, do_eval=do_eval, do_predict=do_predict)
+        read_inputs(do_train=training, do_eval=do_eval, do_predict=do_predict, config=source.config)
     model, result = None, None
     global_step = last_global_step(output_dir)
     if training:
@@ -305,3 +336,81 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
     if do_predict:
         task.predict(model)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# inference and results
+# ---------------------------------------------------------------------------------------------
+def logits_in_order(model, features: Sequence, collate_fn: Callable[[list], dict], batch_size: int,
+                    lengths: Sequence[int] | None = None, options: RunOptions | None = None) -> np.ndarray:
+    """[N, K] float32 ``model(**collate_fn(batch)).logits`` in input order (inference mode; batches
+    sorted by ``lengths`` when given)."""
+    o = options or RunOptions()
+    out = None
+    for idx, output in predict(model, features, collate_fn, batch_size, device=o.device, precision=o.precision,
+                               lengths=lengths, progress=o.progress):
+        logits = output.logits.float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(features), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    if out is None:
+        raise OpenBertError("no examples to run the model on")
+    return out
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities over the last axis."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis."""
+    return np.exp(log_softmax(logits))
+
+
+def eval_losses(loss_sums: Sequence[float], counts: Sequence[float], batch_size: int) -> dict:
+    """The original's two evaluation losses from each example's loss summed over its ``counts``
+    units (1 for a sentence, its labelled words for tagging).
+
+    ``eval_loss``: the mean over all units; ``loss``: the mean of the per-batch means over batches
+    of ``batch_size`` consecutive examples (what the Estimator reports).
+    """
+    sums, counts = np.asarray(loss_sums, np.float64), np.asarray(counts, np.float64)
+    means = [sums[i:i + batch_size].sum() / max(counts[i:i + batch_size].sum(), 1.0)
+             for i in range(0, len(sums), batch_size)]
+    return {"eval_loss": float(sums.sum() / max(counts.sum(), 1.0)), "loss": float(np.mean(means)) if means else 0.0}
+
+
+def write_eval_results(path, result: dict) -> None:
+    """``key = value`` lines sorted by key, as the original's eval_results.txt."""
+    with atomic_open(path) as f:
+        for key in sorted(result):
+            f.write(f"{key} = {result[key]}\n")
+    logger.info("eval results: %s", ", ".join(f"{k} = {result[k]}" for k in sorted(result)))
+
+
+def write_probabilities(path, probs: np.ndarray) -> None:
+    """One line per example, tab-separated probabilities, no header (the original's test_results.tsv)."""
+    with atomic_open(path) as f:
+        for row in probs:
+            f.write("\t".join(str(np.float32(p)) for p in row) + "\n")
+
+
+def save_with_labels(model, output_dir, label_list: Sequence | None = None, vocab_file=None, **extra) -> None:
+    """save_pretrained into ``output_dir``; the label names go into config.json as HF's
+    ``id2label`` / ``label2id`` (none for ``label_list`` None or ``[None]``), ``extra`` keys as given."""
+    if label_list and list(label_list) != [None]:
+        model.config.extra["id2label"] = {str(i): str(lab) for i, lab in enumerate(label_list)}
+        model.config.extra["label2id"] = {str(lab): i for i, lab in enumerate(label_list)}
+    model.config.extra.update(extra)
+    save_pretrained(model, output_dir, vocab_file=vocab_file)
+    logger.info("fine-tuned model saved to %s", output_dir)
+
+
+def label_names(config: BertConfig) -> list | None:
+    """The label list a fine-tuned model was saved with (HF ``id2label``), or None."""
+    id2label = config.extra.get("id2label")
+    if not id2label:
+        return None
+    return [id2label[k] for k in sorted(id2label, key=int)]

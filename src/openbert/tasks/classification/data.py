@@ -13,8 +13,6 @@ Files in, batches out:
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -23,7 +21,8 @@ from pathlib import Path
 import torch
 
 from ...errors import OpenBertError
-from ..common import encoder_inputs, pack_pair
+from ...io.fileio import read_records, read_tsv
+from ..common import encode_texts, encoder_inputs, pack_pair
 
 logger = logging.getLogger(__name__)
 
@@ -53,39 +52,6 @@ class InputFeatures:
 # ---------------------------------------------------------------------------------------------
 # reading files
 # ---------------------------------------------------------------------------------------------
-def read_tsv(path: str | os.PathLike, delimiter: str = "\t", quoting: int = csv.QUOTE_NONE):
-    """Yield ``(line_number, row)`` for each non-blank row of a delimited text file.
-
-    TSV as the original: tab delimiter, no quote handling (``"`` is a literal character). A UTF-8
-    byte-order mark (Microsoft's MRPC files have one) is dropped.
-    """
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-            for row in reader:
-                if row and any(row):
-                    yield reader.line_num, row
-    except UnicodeDecodeError as e:
-        raise OpenBertError(f"{path}: not UTF-8 text ({e}); convert the file to UTF-8") from None
-    except csv.Error as e:
-        raise OpenBertError(f"{path}: malformed line ({e}); check the file's quoting") from None
-
-
-def read_jsonl(path: str | os.PathLike):
-    """Yield ``(line_number, dict)`` for each non-blank line of a JSON-lines file."""
-    with open(path, encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise OpenBertError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise OpenBertError(f"{path}, line {n}: expected a JSON object per line")
-            yield n, obj
-
-
 # ---------------------------------------------------------------------------------------------
 # processors
 # ---------------------------------------------------------------------------------------------
@@ -315,22 +281,7 @@ class NamedColumnProcessor(DataProcessor):
 
     def rows(self, path: Path):
         """Yield (line, dict) from a .tsv, .csv or .jsonl/.json file."""
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            yield from read_jsonl(path)
-            return
-        if suffix not in (".tsv", ".csv", ".txt"):
-            raise OpenBertError(f"{path}: unknown format {suffix!r}; use .tsv, .csv or .jsonl")
-        delimiter, quoting = (",", csv.QUOTE_MINIMAL) if suffix == ".csv" else ("\t", csv.QUOTE_NONE)
-        header = None
-        for line, row in read_tsv(path, delimiter, quoting):
-            if header is None:
-                header = row
-                continue
-            if len(row) != len(header):
-                raise OpenBertError(f"{path}, line {line}: {len(row)} columns, the header has "
-                                    f"{len(header)} ({', '.join(header)})")
-            yield line, dict(zip(header, row))
+        return read_records(path)
 
     def read_examples(self, path: Path, split: str) -> list[InputExample]:
         raw = []
@@ -411,14 +362,6 @@ def canonical_task_name(task_name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # features
 # ---------------------------------------------------------------------------------------------
-def _encode_all(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids of each text: the tokenizer's fast batch path when it has one."""
-    batch = getattr(tokenizer, "encode_batch", None)
-    if batch is not None:
-        return batch(texts)
-    return [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(t)) for t in texts]
-
-
 def convert_examples_to_features(examples: list[InputExample], label_list: list, max_seq_length: int,
                                  tokenizer) -> list[InputFeatures]:
     """``[CLS] A [SEP] (B [SEP])``, at most ``max_seq_length`` tokens, unpadded.
@@ -429,9 +372,9 @@ def convert_examples_to_features(examples: list[InputExample], label_list: list,
     """
     label_map = {label: i for i, label in enumerate(label_list)}
     regression = label_list == [None]
-    ids_a_all = _encode_all(tokenizer, [e.text_a for e in examples])
+    ids_a_all = encode_texts(tokenizer, [e.text_a for e in examples])
     pair_idx = [i for i, e in enumerate(examples) if e.text_b is not None]
-    ids_b_all = dict(zip(pair_idx, _encode_all(tokenizer, [examples[i].text_b for i in pair_idx])))
+    ids_b_all = dict(zip(pair_idx, encode_texts(tokenizer, [examples[i].text_b for i in pair_idx])))
     cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
     features = []
     for i, ex in enumerate(examples):

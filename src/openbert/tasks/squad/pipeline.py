@@ -105,7 +105,7 @@ class SquadTask:
     options: common.RunOptions = field(default_factory=common.RunOptions)
     _predict_set: tuple | None = field(default=None, init=False, repr=False)
 
-    def read_inputs(self, do_train: bool, do_eval: bool, do_predict: bool) -> None:
+    def read_inputs(self, do_train: bool, do_eval: bool, do_predict: bool, config=None) -> None:
         """Read the predict file now (the train file is read next anyway), so that a bad one
         stops the run before training."""
         if do_predict:
