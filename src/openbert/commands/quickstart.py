@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                                    resume=args.resume, overwrite_output_dir=args.overwrite_output_dir)
     print(f"  train {n_train} SNLI training pairs, {args.num_train_epochs:g} epoch(s) = {steps} steps of "
           f"{args.train_batch_size}, lr {args.learning_rate:g}, max_seq_length {args.max_seq_length}", flush=True)
-    model = classifier.build_model(source.path, config, len(labels))
+    model = classifier.build_model(source.path, config, len(labels), args.seed)
     claim_output_dir(args.output_dir, "quickstart", overwrite=args.overwrite_output_dir)
     result = classifier.train(model, train_features, train_args)
     print(f"  trained in {result.train_seconds:.0f} s ({result.seq_per_s:.0f} seq/s), "

@@ -20,7 +20,7 @@ from ..io.fileio import check_output_dir, claim_output_dir
 from ..tokenization.wordpiece import FullTokenizer, load_vocab, validate_case_matches_checkpoint
 from ..training import state as train_state
 from ..training.distributed import is_main_process
-from ..training.trainer import Trainer, TrainingArguments
+from ..training.trainer import Trainer, TrainingArguments, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +129,14 @@ def check_vocab_fits(num_tokens: int, vocab_file, config: BertConfig, source) ->
                             f"belongs to the model")
 
 
-def build_model(cls, path, config: BertConfig, **head_kwargs):
+def build_model(cls, path, config: BertConfig, seed: int | None = None, **head_kwargs):
     """A ``cls`` model from ``path`` (TF / HF / openbert; heads missing are initialised fresh and
     logged; tensors it does not use are an error, see :func:`load_pretrained`), or randomly
-    initialised when there is no path (as the original without the flag)."""
+    initialised when there is no path (as the original without the flag).
+
+    ``seed``: seed every generator first, so the same seed gives the same fresh weights."""
+    if seed is not None:
+        set_seed(seed)
     if path:
         return cls.from_pretrained(path, config=config, **head_kwargs)
     logger.warning("no --init_checkpoint: the %s starts from random weights", cls.__name__)
@@ -284,6 +288,7 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
             steps = num_train_steps(data.num_examples, args.train_batch_size, schedule.num_train_epochs)
             args = dataclasses.replace(args, num_train_steps=steps,
                                        num_warmup_steps=int(steps * schedule.warmup_proportion))
+        set_seed(args.seed)  # before the model: fresh heads and random weights come from the seed
         with unused_weights_allowed(source.allow_unused):
             model = task.build_model(source.path, source.config)
         if is_main_process():

@@ -26,9 +26,10 @@ from .data import (DataProcessor, canonical_task_name, collate, collate_unlabell
 logger = logging.getLogger(__name__)
 
 
-def build_model(path, config: BertConfig, num_labels: int):
-    """A classifier from ``path`` (heads missing are initialised fresh), or from scratch."""
-    return common.build_model(BertForSequenceClassification, path, config, num_labels=num_labels)
+def build_model(path, config: BertConfig, num_labels: int, seed: int | None = None):
+    """A classifier from ``path`` (heads missing are initialised fresh), or from scratch;
+    ``seed`` seeds the fresh weights (see common.build_model)."""
+    return common.build_model(BertForSequenceClassification, path, config, seed=seed, num_labels=num_labels)
 
 
 def label_names(config: BertConfig) -> list | None:
