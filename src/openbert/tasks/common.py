@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -20,7 +21,7 @@ from ..io.fileio import check_output_dir, claim_output_dir
 from ..tokenization.wordpiece import FullTokenizer, load_vocab, validate_case_matches_checkpoint
 from ..training import state as train_state
 from ..training.distributed import is_main_process
-from ..training.trainer import Trainer, TrainingArguments, set_seed
+from ..training.trainer import ChanceLossCheck, Trainer, TrainingArguments, TrainingCallback, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,23 @@ def encoder_inputs(input_ids: Sequence[Sequence[int]], segment_ids: Sequence[Seq
 # ---------------------------------------------------------------------------------------------
 # the train / eval / predict skeleton
 # ---------------------------------------------------------------------------------------------
+STALL_HINT = ("Likely causes: a learning rate too high for --optimizer=adamw_bert (the original "
+              "optimizer has no bias correction, so its first steps are several times larger than "
+              "Adam's) or too low; too short a warmup; too few steps to leave the plateau. Try "
+              "--learning_rate=2e-5 to 5e-5, --warmup_proportion=0.1 to 0.2, --optimizer=adamw, more "
+              "--num_train_epochs or examples, or another --seed.")
+
+
+def chance_check(num_labels: float, what: str | None = None) -> ChanceLossCheck | None:
+    """The Trainer check for a task choosing one of ``num_labels`` (classes, positions, choices;
+    a geometric mean where it varies): warns when the loss is still ``ln(num_labels)``, the loss of
+    a uniform guess. None below 2 labels (regression)."""
+    if num_labels < 2:
+        return None
+    return ChanceLossCheck(math.log(num_labels), what or f"ln({num_labels:g}), the loss of a uniform "
+                           f"guess over {num_labels:g} labels", STALL_HINT)
+
+
 def num_train_steps(num_examples: int, train_batch_size: int, num_train_epochs: float) -> int:
     """As the original: ``int(num_examples / train_batch_size * num_train_epochs)`` (at least 1)."""
     return max(1, int(num_examples / train_batch_size * num_train_epochs))
@@ -220,13 +238,14 @@ class RunOptions:
 @dataclass
 class TrainData:
     """What a task trains on: a map-style dataset, its collate function, the number of examples
-    the step count is computed from (SQuAD: questions, not windows) and optional lengths
-    (length-bucketed batches)."""
+    the step count is computed from (SQuAD: questions, not windows), optional lengths
+    (length-bucketed batches) and the Trainer callbacks of the task (e.g. :func:`chance_check`)."""
 
     dataset: Sequence
     collate: Callable[[list], dict]
     num_examples: int
     lengths: Sequence[int] | None = None
+    callbacks: Sequence[TrainingCallback] = ()
 
 
 class Task(Protocol):
@@ -295,7 +314,8 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
             claim_output_dir(output_dir, command, overwrite=overwrite, inputs=inputs)
         logger.info("***** Running training *****  %d examples, batch size %d, %d steps",
                     data.num_examples, args.train_batch_size, args.num_train_steps)
-        global_step = Trainer(model, args, data.dataset, data.collate, lengths=data.lengths).train().global_step
+        global_step = Trainer(model, args, data.dataset, data.collate, lengths=data.lengths,
+                              callbacks=data.callbacks).train().global_step
         del data
         if is_main_process():
             task.save(model, output_dir, source.vocab_file)

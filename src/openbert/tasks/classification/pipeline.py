@@ -41,9 +41,12 @@ def label_names(config: BertConfig) -> list | None:
 
 
 def train(model, features, args: TrainingArguments) -> TrainResult:
-    """Fine-tune ``model`` on ``features`` with length-bucketed, per-batch padded batches."""
+    """Fine-tune ``model`` on ``features`` with length-bucketed, per-batch padded batches; warns
+    once when the loss is still at chance level (ln(num_labels)) after 30% of the steps."""
     lengths = [len(f.input_ids) for f in features]
-    return Trainer(model, args, features, collate, lengths=lengths).train()
+    check = common.chance_check(model.num_labels)
+    return Trainer(model, args, features, collate, lengths=lengths,
+                   callbacks=[check] if check else []).train()
 
 
 def save(model, output_dir, label_list: list, vocab_file=None) -> None:
@@ -196,7 +199,9 @@ class ClassificationTask:
     def train_data(self) -> common.TrainData:
         examples = self._read.pop("train", None) or self.examples("train")
         features = self.features(examples)
-        return common.TrainData(features, collate, len(examples), [len(f.input_ids) for f in features])
+        check = common.chance_check(self.processor.num_labels)
+        return common.TrainData(features, collate, len(examples), [len(f.input_ids) for f in features],
+                                [check] if check else [])
 
     def save(self, model, output_dir: str, vocab_file) -> None:
         save(model, output_dir, self.processor.get_labels(), vocab_file)

@@ -1,0 +1,117 @@
+"""The Trainer's chance-level check: one warning when the loss has not left ln(num_labels) after
+30% of the steps, none when it has; wired into classify and squad."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import pytest
+import torch
+
+from openbert.checkpoints import save_pretrained
+from openbert.cli import main
+from openbert.config import BertConfig
+from openbert.model.bert import BertModel
+from openbert.training import ChanceLossCheck, TrainingArguments
+
+LN3 = math.log(3)
+
+
+def _feed(check, losses, total):
+    args = TrainingArguments(output_dir="unused", num_train_steps=total)
+    for step, loss in enumerate(losses, 1):
+        check.on_step(step, loss, args)
+
+
+def _warnings(caplog):
+    return [r for r in caplog.records if r.levelno == logging.WARNING and "chance level" in r.getMessage()]
+
+
+def test_warns_once_on_a_plateau(caplog):
+    check = ChanceLossCheck(LN3, "ln(3)", "Try --learning_rate=2e-5.")
+    with caplog.at_level(logging.WARNING):
+        _feed(check, [LN3 + 0.01 * (-1) ** i for i in range(100)], 100)
+    (w,) = _warnings(caplog)
+    message = w.getMessage()
+    assert check.warned and "steps 21-30 of 100" in message and "ln(3) = 1.0986" in message
+    assert "Try --learning_rate=2e-5." in message
+
+
+@pytest.mark.parametrize("losses", [
+    [LN3 * (1 - 0.03)] * 100,  # 3% below: left the plateau
+    [LN3] * 20 + [0.9] * 80,  # at chance at first, then learning before 30%
+    [LN3 * 1.05] * 100,  # above chance (diverging) is another problem
+])
+def test_silent_off_the_plateau(caplog, losses):
+    check = ChanceLossCheck(LN3, "ln(3)", "")
+    with caplog.at_level(logging.WARNING):
+        _feed(check, losses, 100)
+    assert not check.warned and not _warnings(caplog)
+
+
+def test_checks_only_at_30_percent(caplog):
+    check = ChanceLossCheck(LN3, "ln(3)", "")
+    with caplog.at_level(logging.WARNING):
+        _feed(check, [0.5] * 30 + [LN3] * 70, 100)  # a late return to chance is not this check's
+    assert not _warnings(caplog)
+    tiny = ChanceLossCheck(LN3, "ln(3)", "")
+    with caplog.at_level(logging.WARNING):
+        _feed(tiny, [LN3] * 3, 3)  # 3 steps: checked at step 1, on step 1
+    assert tiny.warned and "step 1 of 3" in _warnings(caplog)[0].getMessage()
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError):
+        ChanceLossCheck(LN3, "ln(3)", "", after=0.1, window=0.2)
+
+
+@pytest.fixture
+def pretrained(tmp_path):
+    words = "the a cat dog sat ran on mat who is john smith".split()
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?"] + words) + "\n")
+    config = BertConfig(vocab_size=7 + len(words), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
+    torch.manual_seed(0)
+    save_pretrained(BertModel(config), tmp_path / "pretrained", vocab_file=vocab)
+    return tmp_path / "pretrained"
+
+
+def _classify(tmp_path, pretrained, lr):
+    rows = "".join(f"{i % 2}\t{i}\t{i + 1}\tthe {('dog', 'cat')[i % 2]} sat .\tthe mat .\n" for i in range(40))
+    data = tmp_path / "MRPC"
+    data.mkdir(exist_ok=True)
+    (data / "train.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + rows)
+    return main(["classify", "--task_name=MRPC", "--do_train", f"--data_dir={data}",
+                 f"--init_checkpoint={pretrained}", f"--output_dir={tmp_path / f'out{lr}'}",
+                 "--train_batch_size=8", "--num_train_epochs=4", "--max_seq_length=16",
+                 f"--learning_rate={lr}", "--warmup_proportion=0", "--progress=false"])
+
+
+def test_classify_warns_when_it_does_not_learn(tmp_path, pretrained, caplog, one_thread):
+    with caplog.at_level(logging.WARNING):
+        assert _classify(tmp_path, pretrained, 1e-9) == 0  # learns nothing: loss stays ln(2)
+    (w,) = _warnings(caplog)
+    assert "ln(2), the loss of a uniform guess over 2 labels = 0.6931" in w.getMessage()
+    assert "--learning_rate" in w.getMessage() and "--optimizer=adamw" in w.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert _classify(tmp_path, pretrained, 3e-3) == 0  # learns: silent
+    assert not _warnings(caplog)
+
+
+def test_squad_warns_when_it_does_not_learn(tmp_path, pretrained, caplog, one_thread):
+    context = "the cat sat on the mat . john smith ran ."
+    paragraphs = [{"context": context, "qas": [{"id": str(i), "question": "who ran ?",
+                                                "answers": [{"text": "john smith", "answer_start": 23}]}]}
+                  for i in range(8)]
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    with caplog.at_level(logging.WARNING):
+        assert main(["squad", "--do_train", f"--train_file={train}", f"--init_checkpoint={pretrained}",
+                     f"--output_dir={tmp_path / 'sq'}", "--train_batch_size=4", "--num_train_epochs=2",
+                     "--max_seq_length=32", "--doc_stride=8", "--max_query_length=8",
+                     "--learning_rate=1e-9", "--progress=false"]) == 0
+    (w,) = _warnings(caplog)
+    assert "uniform guess over each window's tokens" in w.getMessage()
