@@ -218,15 +218,18 @@ def unused_weights_allowed(allowed: bool = True):
 
 
 def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = None,
-                    allow_unused: bool | None = None, **head_kwargs):
+                    allow_unused: bool | None = None, fresh_head_expected: bool = False, **head_kwargs):
     """Build ``cls(config, **head_kwargs)`` and fill it from the checkpoint at ``path``.
 
     ``path``: TF prefix / folder, HF folder, openbert folder or weights file. ``config``: a
     BertConfig or a config file; by default the one beside the checkpoint. ``num_labels`` is taken
     from a fine-tuned checkpoint's classifier when not given. Raises OpenBertError on shape
     mismatch, missing encoder tensors, or checkpoint tensors the model does not use (beyond
-    :data:`DROPPED_WHEN_FINE_TUNING`; ``allow_unused`` drops them with a warning); logs heads that
-    are initialised fresh. ``allow_unused`` None: as :func:`unused_weights_allowed` says (False).
+    :data:`DROPPED_WHEN_FINE_TUNING`; ``allow_unused`` drops them with a warning).
+    ``allow_unused`` None: as :func:`unused_weights_allowed` says (False). Tensors initialised
+    fresh are logged: a fresh task head (``cls.head_prefixes``) at INFO when
+    ``fresh_head_expected`` (training starts from a pre-trained encoder), anything else, and an
+    untrained head used as it is, as a warning; ``model.fresh_head`` lists the head's fresh tensors.
     """
     if allow_unused is None:
         allow_unused = _ALLOW_UNUSED.get()
@@ -273,8 +276,13 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
             f"--allow_unused_weights to drop them on purpose")
     model.load_state_dict(to_load, strict=False)
     model.init_weights(only={own[c] for c in missing})
-    if missing:
-        logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(missing))
+    model.fresh_head = [c for c in missing if c.startswith(cls.head_prefixes)]  # untrained head tensors
+    head = model.fresh_head if fresh_head_expected else []
+    if head:
+        logger.info("%s: fresh task head, to be trained: %s", source, ", ".join(head))
+    other = [c for c in missing if c not in head]
+    if other:
+        logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(other))
     if unused:
         logger.warning("%s: dropped on purpose (--allow_unused_weights): %s", source, ", ".join(unused))
     dropped = sorted(set(unexpected) - set(unused))

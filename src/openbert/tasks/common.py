@@ -131,15 +131,16 @@ def check_vocab_fits(num_tokens: int, vocab_file, config: BertConfig, source) ->
 
 
 def build_model(cls, path, config: BertConfig, seed: int | None = None, **head_kwargs):
-    """A ``cls`` model from ``path`` (TF / HF / openbert; heads missing are initialised fresh and
-    logged; tensors it does not use are an error, see :func:`load_pretrained`), or randomly
-    initialised when there is no path (as the original without the flag).
+    """A ``cls`` model from ``path`` (TF / HF / openbert; a task head missing there is initialised
+    fresh, as fine-tuning expects, and logged; tensors it does not use are an error, see
+    :func:`load_pretrained`), or randomly initialised when there is no path (as the original
+    without the flag).
 
     ``seed``: seed every generator first, so the same seed gives the same fresh weights."""
     if seed is not None:
         set_seed(seed)
     if path:
-        return cls.from_pretrained(path, config=config, **head_kwargs)
+        return cls.from_pretrained(path, config=config, fresh_head_expected=True, **head_kwargs)
     logger.warning("no --init_checkpoint: the %s starts from random weights", cls.__name__)
     return cls(config, **head_kwargs)
 
@@ -324,6 +325,10 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
     if model is None:
         with unused_weights_allowed(source.allow_unused):
             model = task.build_model(source.path, source.config)
+        if getattr(model, "fresh_head", None):
+            logger.warning("%s has no trained task head (%s are initialised fresh), so its results are "
+                           "those of random weights: train it first (--do_train) or pass a fine-tuned "
+                           "model", source.path, ", ".join(model.fresh_head))
         claim_output_dir(output_dir, command, inputs=inputs)
     if do_eval:
         result = task.evaluate(model, global_step)

@@ -137,8 +137,8 @@ class PretrainingTask:
                                 f"the vocabulary the data was made with")
 
     def build_model(self, path, config: BertConfig) -> BertForPreTraining:
-        if path:
-            return BertForPreTraining.from_pretrained(path, config=config)
+        if path:  # fresh pre-training heads on an encoder-only checkpoint are trained: expected
+            return BertForPreTraining.from_pretrained(path, config=config, fresh_head_expected=True)
         return BertForPreTraining(config)
 
     def train_data(self) -> TrainData:
