@@ -5,6 +5,7 @@ The original scripts accept ``--do_train``, ``--do_train=true`` and ``--do_train
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 
 from ..tasks.common import ModelSource, RunOptions, resolve_model_source
@@ -13,6 +14,28 @@ from ..training.trainer import TrainingArguments
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` that keeps the description's line breaks (its examples) and shows every flag's
+    default (or that it is required), unless the flag's help already says it."""
+
+    def _format_action(self, action):
+        if action.help is None and action.option_strings:  # argparse skips flags without help
+            action = copy.copy(action)
+            action.help = self._get_help_string(action)
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        if action.required:
+            return f"{text} (required)".lstrip()
+        default = action.default
+        shown = ("none" if default is None else str(default).lower() if isinstance(default, bool)
+                 else "%(default)s")
+        return f"{text} (default: {shown})".lstrip()
 
 
 def str2bool(value: str | bool) -> bool:
