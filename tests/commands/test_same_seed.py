@@ -10,24 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from openbert.checkpoints.pretrained import save_pretrained
 from openbert.cli import main
-from openbert.config import BertConfig
-from openbert.model.bert import BertModel
 
-WORDS = "the a cat dog sat ran on mat fast slow big small red blue is was who where john smith".split()
-
-
-@pytest.fixture
-def pretrained(tmp_path):
-    """A tiny 'pre-trained' encoder folder (config, weights, vocab): no heads, as a release."""
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?"] + WORDS) + "\n")
-    config = BertConfig(vocab_size=7 + len(WORDS), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
-    torch.manual_seed(0)
-    save_pretrained(BertModel(config), tmp_path / "pretrained", vocab_file=vocab)
-    return tmp_path / "pretrained"
 
 
 def assert_same_weights(a, b):
@@ -45,35 +29,36 @@ def twice(tmp_path, argv_for):
     return outs
 
 
-def _sentence(rng):
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8)))
+def _sentence(rng, words):
+    return " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
 
 
-def test_classify_same_seed_same_model(tmp_path, pretrained, one_thread):
+def test_classify_same_seed_same_model(tmp_path, tiny_bert_dir, tiny_words, one_thread):
     rng = random.Random(0)
-    rows = "".join(f"{i % 2}\t{i}\t{i + 1}\t{_sentence(rng)} .\t{_sentence(rng)} .\n" for i in range(32))
+    rows = "".join(f"{i % 2}\t{i}\t{i + 1}\t{_sentence(rng, tiny_words)} .\t{_sentence(rng, tiny_words)} .\n"
+                   for i in range(32))
     data = tmp_path / "MRPC"
     data.mkdir()
     (data / "train.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + rows)
     outs = twice(tmp_path, lambda out: [
-        "classify", "--task_name=MRPC", "--do_train", f"--data_dir={data}", f"--init_checkpoint={pretrained}",
+        "classify", "--task_name=MRPC", "--do_train", f"--data_dir={data}", f"--init_checkpoint={tiny_bert_dir}",
         f"--output_dir={out}", "--train_batch_size=8", "--num_train_epochs=1", "--max_seq_length=32",
         "--seed=7", "--progress=false"])
     assert_same_weights(*outs)
     # a different seed gives a different head (the seed reaches the fresh weights)
     assert main(["classify", "--task_name=MRPC", "--do_train", f"--data_dir={data}",
-                 f"--init_checkpoint={pretrained}", f"--output_dir={tmp_path / 'other'}",
+                 f"--init_checkpoint={tiny_bert_dir}", f"--output_dir={tmp_path / 'other'}",
                  "--train_batch_size=8", "--num_train_epochs=1", "--max_seq_length=32", "--seed=8",
                  "--progress=false"]) == 0
     other = load_file(tmp_path / "other" / "model.safetensors")["classifier.weight"]
     assert not torch.equal(other, load_file(outs[0] / "model.safetensors")["classifier.weight"])
 
 
-def test_squad_same_seed_same_model(tmp_path, pretrained, one_thread):
+def test_squad_same_seed_same_model(tmp_path, tiny_bert_dir, tiny_words, one_thread):
     rng = random.Random(0)
     paragraphs = []
     for i in range(12):
-        context = f"{_sentence(rng)} john smith {_sentence(rng)} ."
+        context = f"{_sentence(rng, tiny_words)} john smith {_sentence(rng, tiny_words)} ."
         start = context.index("john smith")
         paragraphs.append({"context": context, "qas": [{"id": str(i), "question": "who sat ?",
                                                          "answers": [{"text": "john smith",
@@ -81,21 +66,21 @@ def test_squad_same_seed_same_model(tmp_path, pretrained, one_thread):
     train = tmp_path / "train.json"
     train.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
     outs = twice(tmp_path, lambda out: [
-        "squad", "--do_train", f"--train_file={train}", f"--init_checkpoint={pretrained}",
+        "squad", "--do_train", f"--train_file={train}", f"--init_checkpoint={tiny_bert_dir}",
         f"--output_dir={out}", "--train_batch_size=4", "--num_train_epochs=1", "--max_seq_length=32",
         "--doc_stride=8", "--max_query_length=8", "--seed=7", "--progress=false"])
     assert_same_weights(*outs)
 
 
-def test_pretrain_same_seed_same_model(tmp_path, pretrained, one_thread):
+def test_pretrain_same_seed_same_model(tmp_path, tiny_bert_dir, tiny_words, one_thread):
     rng = random.Random(0)
-    docs = "\n\n".join("\n".join(f"{_sentence(rng)} ." for _ in range(6)) for _ in range(6))
+    docs = "\n\n".join("\n".join(f"{_sentence(rng, tiny_words)} ." for _ in range(6)) for _ in range(6))
     (tmp_path / "corpus.txt").write_text(docs + "\n")
     assert main(["create-pretraining-data", f"--input_file={tmp_path / 'corpus.txt'}",
-                 f"--output_file={tmp_path / 'data'}", f"--vocab_file={pretrained / 'vocab.txt'}",
+                 f"--output_file={tmp_path / 'data'}", f"--vocab_file={tiny_bert_dir / 'vocab.txt'}",
                  "--max_seq_length=32", "--max_predictions_per_seq=5", "--dupe_factor=2",
                  "--progress=false"]) == 0
-    common = [f"--input_file={tmp_path / 'data'}", f"--bert_config_file={pretrained / 'config.json'}",
+    common = [f"--input_file={tmp_path / 'data'}", f"--bert_config_file={tiny_bert_dir / 'config.json'}",
               "--max_seq_length=32", "--max_predictions_per_seq=5", "--train_batch_size=4",
               "--num_train_steps=4", "--num_warmup_steps=1", "--save_checkpoints_steps=0",
               "--seed=7", "--progress=false"]
@@ -105,17 +90,6 @@ def test_pretrain_same_seed_same_model(tmp_path, pretrained, one_thread):
     outs = twice(tmp_path / "dyn", lambda out: ["pretrain", "--do_train", f"--output_dir={out}",
                                                  "--dynamic_masking", *common])
     assert_same_weights(*outs)
-
-
-@pytest.fixture(scope="module")
-def snli_dir():
-    from openbert.checkpoints import assets
-    from openbert.errors import OpenBertError
-
-    try:
-        return assets.fetch("snli")
-    except OpenBertError as e:
-        pytest.skip(f"SNLI unavailable offline: {e}")
 
 
 def test_short_quickstart_same_seed_same_result(tmp_path, minilm_dir, snli_dir, capsys):

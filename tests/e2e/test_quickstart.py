@@ -1,18 +1,7 @@
 """`openbert quickstart` on a small slice of the real model and data; `openbert download`."""
 import re
 
-import pytest
-
-from openbert.checkpoints import assets
 from openbert.cli import main
-
-
-@pytest.fixture(scope="module")
-def snli_dir():
-    try:
-        return assets.fetch("snli")
-    except Exception as e:  # offline
-        pytest.skip(f"SNLI unavailable offline: {e}")
 
 
 def test_quickstart_small(tmp_path, minilm_dir, snli_dir, capsys):

@@ -7,12 +7,8 @@ import logging
 import math
 
 import pytest
-import torch
 
-from openbert.checkpoints import save_pretrained
 from openbert.cli import main
-from openbert.config import BertConfig
-from openbert.model.bert import BertModel
 from openbert.training import ChanceLossCheck, TrainingArguments
 
 LN3 = math.log(3)
@@ -66,42 +62,30 @@ def test_bad_settings():
         ChanceLossCheck(LN3, "ln(3)", "", after=0.1, window=0.2)
 
 
-@pytest.fixture
-def pretrained(tmp_path):
-    words = "the a cat dog sat ran on mat who is john smith".split()
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?"] + words) + "\n")
-    config = BertConfig(vocab_size=7 + len(words), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
-    torch.manual_seed(0)
-    save_pretrained(BertModel(config), tmp_path / "pretrained", vocab_file=vocab)
-    return tmp_path / "pretrained"
-
-
-def _classify(tmp_path, pretrained, lr):
+def _classify(tmp_path, tiny_bert_dir, lr):
     rows = "".join(f"{i % 2}\t{i}\t{i + 1}\tthe {('dog', 'cat')[i % 2]} sat .\tthe mat .\n" for i in range(40))
     data = tmp_path / "MRPC"
     data.mkdir(exist_ok=True)
     (data / "train.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + rows)
     return main(["classify", "--task_name=MRPC", "--do_train", f"--data_dir={data}",
-                 f"--init_checkpoint={pretrained}", f"--output_dir={tmp_path / f'out{lr}'}",
+                 f"--init_checkpoint={tiny_bert_dir}", f"--output_dir={tmp_path / f'out{lr}'}",
                  "--train_batch_size=8", "--num_train_epochs=4", "--max_seq_length=16",
                  f"--learning_rate={lr}", "--warmup_proportion=0", "--progress=false"])
 
 
-def test_classify_warns_when_it_does_not_learn(tmp_path, pretrained, caplog, one_thread):
+def test_classify_warns_when_it_does_not_learn(tmp_path, tiny_bert_dir, caplog, one_thread):
     with caplog.at_level(logging.WARNING):
-        assert _classify(tmp_path, pretrained, 1e-9) == 0  # learns nothing: loss stays ln(2)
+        assert _classify(tmp_path, tiny_bert_dir, 1e-9) == 0  # learns nothing: loss stays ln(2)
     (w,) = _warnings(caplog)
     assert "ln(2), the loss of a uniform guess over 2 labels = 0.6931" in w.getMessage()
     assert "--learning_rate" in w.getMessage() and "--optimizer=adamw" in w.getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert _classify(tmp_path, pretrained, 3e-3) == 0  # learns: silent
+        assert _classify(tmp_path, tiny_bert_dir, 3e-3) == 0  # learns: silent
     assert not _warnings(caplog)
 
 
-def test_squad_warns_when_it_does_not_learn(tmp_path, pretrained, caplog, one_thread):
+def test_squad_warns_when_it_does_not_learn(tmp_path, tiny_bert_dir, caplog, one_thread):
     context = "the cat sat on the mat . john smith ran ."
     paragraphs = [{"context": context, "qas": [{"id": str(i), "question": "who ran ?",
                                                 "answers": [{"text": "john smith", "answer_start": 23}]}]}
@@ -109,7 +93,7 @@ def test_squad_warns_when_it_does_not_learn(tmp_path, pretrained, caplog, one_th
     train = tmp_path / "train.json"
     train.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
     with caplog.at_level(logging.WARNING):
-        assert main(["squad", "--do_train", f"--train_file={train}", f"--init_checkpoint={pretrained}",
+        assert main(["squad", "--do_train", f"--train_file={train}", f"--init_checkpoint={tiny_bert_dir}",
                      f"--output_dir={tmp_path / 'sq'}", "--train_batch_size=4", "--num_train_epochs=2",
                      "--max_seq_length=32", "--doc_stride=8", "--max_query_length=8",
                      "--learning_rate=1e-9", "--progress=false"]) == 0

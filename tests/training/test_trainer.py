@@ -145,13 +145,11 @@ def test_bf16_on_cpu_trains_like_fp32(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
 
 
-def test_matplotlib_is_a_core_dependency():
+def test_matplotlib_is_a_core_dependency(pytestconfig):
     """metrics.png is promised in every output folder, so the default install must draw it."""
     import tomllib
 
-    from conftest import ROOT
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((pytestconfig.rootpath / "pyproject.toml").read_text())["project"]
     assert any(d.replace(" ", "").startswith("matplotlib>=") for d in project["dependencies"])
 
 

@@ -102,14 +102,15 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
 def add_model_source_flags(g, max_seq_length: int | None = 128,
                            max_seq_length_help: str = "maximum total length after WordPiece; longer "
                                                       "inputs are truncated",
-                           init_checkpoint_required: bool = False, do_lower_case: bool = True) -> None:
+                           init_checkpoint_required: bool = False, do_lower_case: bool = True,
+                           vocab_file_help: str = "vocab.txt (default: the one beside --init_checkpoint)") -> None:
     """The flags that say which model a command runs, the same in every command:
     --init_checkpoint, --bert_config_file, --vocab_file, --do_lower_case, --max_seq_length."""
     g.add_argument("--init_checkpoint", required=init_checkpoint_required,
                    help="TF checkpoint (prefix .../bert_model.ckpt or folder), HF folder or openbert folder")
     g.add_argument("--bert_config_file", help="bert_config.json / config.json (default: the one beside "
                                               "--init_checkpoint)")
-    g.add_argument("--vocab_file", help="vocab.txt (default: the one beside --init_checkpoint)")
+    g.add_argument("--vocab_file", help=vocab_file_help)
     if do_lower_case:
         add_bool(g, "do_lower_case", True, "lower-case the input (true for uncased models)")
     g.add_argument("--max_seq_length", type=int, default=max_seq_length, help=max_seq_length_help)
