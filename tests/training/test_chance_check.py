@@ -51,10 +51,14 @@ def test_checks_only_at_30_percent(caplog):
     with caplog.at_level(logging.WARNING):
         _feed(check, [0.5] * 30 + [LN3] * 70, 100)  # a late return to chance is not this check's
     assert not _warnings(caplog)
-    tiny = ChanceLossCheck(LN3, "ln(3)", "")
+    short = ChanceLossCheck(LN3, "ln(3)", "")
     with caplog.at_level(logging.WARNING):
-        _feed(tiny, [LN3] * 3, 3)  # 3 steps: checked at step 1, on step 1
-    assert tiny.warned and "step 1 of 3" in _warnings(caplog)[0].getMessage()
+        _feed(short, [LN3] * 19, 19)  # a smoke run cannot leave chance: not checked
+    assert not short.warned and not _warnings(caplog)
+    just = ChanceLossCheck(LN3, "ln(3)", "", window=0.3)
+    with caplog.at_level(logging.WARNING):
+        _feed(just, [LN3] * 20, 20)
+    assert just.warned and "steps 1-6 of 20" in _warnings(caplog)[0].getMessage()
 
 
 def test_bad_settings():
@@ -94,7 +98,7 @@ def test_squad_warns_when_it_does_not_learn(tmp_path, tiny_bert_dir, caplog, one
     train.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
     with caplog.at_level(logging.WARNING):
         assert main(["squad", "--do_train", f"--train_file={train}", f"--init_checkpoint={tiny_bert_dir}",
-                     f"--output_dir={tmp_path / 'sq'}", "--train_batch_size=4", "--num_train_epochs=2",
+                     f"--output_dir={tmp_path / 'sq'}", "--train_batch_size=2", "--num_train_epochs=5",
                      "--max_seq_length=32", "--doc_stride=8", "--max_query_length=8",
                      "--learning_rate=1e-9", "--progress=false"]) == 0
     (w,) = _warnings(caplog)

@@ -107,7 +107,8 @@ def add_model_source_flags(g, max_seq_length: int | None = 128,
     """The flags that say which model a command runs, the same in every command:
     --init_checkpoint, --bert_config_file, --vocab_file, --do_lower_case, --max_seq_length."""
     g.add_argument("--init_checkpoint", required=init_checkpoint_required,
-                   help="TF checkpoint (prefix .../bert_model.ckpt or folder), HF folder or openbert folder")
+                   help="TF checkpoint (prefix .../bert_model.ckpt or folder), HF or openbert folder, or a "
+                        "model name, fetched on first use (openbert download --list)")
     g.add_argument("--bert_config_file", help="bert_config.json / config.json (default: the one beside "
                                               "--init_checkpoint)")
     g.add_argument("--vocab_file", help=vocab_file_help)

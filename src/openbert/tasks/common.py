@@ -14,7 +14,8 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints.pretrained import find_config, find_vocab, load_config, unused_weights_allowed
+from ..checkpoints import assets
+from ..checkpoints.pretrained import find_config, find_vocab, load_config, unused_weights_allowed, where_the_model_is
 from ..config import BertConfig
 from ..errors import OpenBertError
 from ..io.fileio import check_output_dir, claim_output_dir
@@ -63,7 +64,8 @@ def load_tokenizer(model_path, vocab_file=None, do_lower_case: bool = True,
                                      else model_path)
     vocab_file = _vocab_file(model_path, vocab_file)
     if not vocab_file:
-        raise OpenBertError(f"no vocab.txt beside {model_path}; pass --vocab_file")
+        hint = where_the_model_is(model_path) if model_path else ""
+        raise OpenBertError(f"no vocab.txt beside {model_path}" + (hint or "; pass --vocab_file"))
     return FullTokenizer(vocab_file, do_lower_case=do_lower_case), vocab_file
 
 
@@ -87,6 +89,12 @@ class ModelSource:
     allow_unused: bool = False  # drop checkpoint tensors the model does not use (--allow_unused_weights)
 
 
+def resolve_checkpoint(path_or_name) -> str | None:
+    """``--init_checkpoint`` as every command reads it: a path as given, or a model name that
+    ``openbert download --list`` knows (e.g. ``minilm-l6``) as its cached folder, fetched on first use."""
+    return assets.resolve_model(os.fspath(path_or_name) if path_or_name is not None else None)
+
+
 def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file=None,
                          do_lower_case: bool = True, max_seq_length: int | None = None,
                          saved_model_dir=None, need_tokenizer: bool = True,
@@ -100,8 +108,10 @@ def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file
     against the model when given, and every vocabulary id must fit the model. Without
     ``need_tokenizer`` a missing vocab is allowed. ``allow_unused``: loading the model drops
     checkpoint tensors it does not use instead of stopping
-    (:func:`openbert.checkpoints.pretrained.load_pretrained`).
+    (:func:`openbert.checkpoints.pretrained.load_pretrained`). ``init_checkpoint`` may be a model
+    name (see :func:`resolve_checkpoint`).
     """
+    init_checkpoint = resolve_checkpoint(init_checkpoint)
     if need_tokenizer:  # the original checks the casing first, before reading anything
         validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
     path = fine_tuned_dir(saved_model_dir) or (os.fspath(init_checkpoint) if init_checkpoint else None)

@@ -146,23 +146,24 @@ class ChanceLossCheck(TrainingCallback):
     guess over ``num_labels`` classes), ``what`` names it in the warning, ``hint`` gives the likely
     causes and the flags to try. At step ``ceil(after * num_train_steps)`` the mean loss of the
     steps since ``(after - window) * num_train_steps`` is compared with ``chance_loss``; within
-    ``tolerance`` (relative) it logs one warning and sets ``warned``. A run resumed past that
-    point is not checked.
+    ``tolerance`` (relative) it logs one warning and sets ``warned``. Runs of fewer than
+    ``min_steps`` steps (smoke tests: too short to leave chance anyway) and a run resumed past
+    that point are not checked.
     """
 
     def __init__(self, chance_loss: float, what: str, hint: str, tolerance: float = 0.02,
-                 after: float = 0.3, window: float = 0.1):
+                 after: float = 0.3, window: float = 0.1, min_steps: int = 20):
         if not 0 < window <= after <= 1:
             raise ValueError(f"need 0 < window <= after <= 1, got window={window}, after={after}")
         self.chance_loss, self.what, self.hint = float(chance_loss), what, hint
-        self.tolerance, self.after, self.window = tolerance, after, window
+        self.tolerance, self.after, self.window, self.min_steps = tolerance, after, window, min_steps
         self.losses: list[tuple[int, float]] = []
         self.warned = False
 
     def on_step(self, step: int, loss: float, args: TrainingArguments) -> None:
         total = args.num_train_steps
         at = max(1, math.ceil(self.after * total))
-        if step > at or self.warned:
+        if step > at or self.warned or total < self.min_steps:
             return
         if step > (self.after - self.window) * total:
             self.losses.append((step, loss))
