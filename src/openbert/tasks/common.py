@@ -209,11 +209,12 @@ def encoder_inputs(input_ids: Sequence[Sequence[int]], segment_ids: Sequence[Seq
 # ---------------------------------------------------------------------------------------------
 # the train / eval / predict skeleton
 # ---------------------------------------------------------------------------------------------
-STALL_HINT = ("Likely causes: a learning rate too high for --optimizer=adamw_bert (the original "
-              "optimizer has no bias correction, so its first steps are several times larger than "
-              "Adam's) or too low; too short a warmup; too few steps to leave the plateau. Try "
-              "--learning_rate=2e-5 to 5e-5, --warmup_proportion=0.1 to 0.2, --optimizer=adamw, more "
-              "--num_train_epochs or examples, or another --seed.")
+STALL_HINT = ("Likely causes: a learning rate too high for --optimizer=adamw_bert (the original optimizer "
+              "has no bias correction, so its first steps are 3-6x larger than Adam's; above about 5e-5 "
+              "this can collapse the [CLS] vector of every input to nearly the same one, after which the "
+              "gradient vanishes and training never recovers), or a learning rate too low or too few "
+              "steps to leave the plateau. Try --learning_rate=2e-5 to 5e-5, --optimizer=adamw (bias-"
+              "corrected), another --seed, or more --num_train_epochs or examples.")
 
 
 def chance_check(num_labels: float, what: str | None = None) -> ChanceLossCheck | None:
