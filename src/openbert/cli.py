@@ -10,6 +10,7 @@ import importlib
 import logging
 import sys
 
+from .commands.flags import HelpFormatter
 from .errors import OpenBertError
 
 # command name -> (module under openbert.commands, one-line help)
@@ -43,11 +44,13 @@ def _load(module: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openbert", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="openbert", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (module, help_) in COMMANDS.items():
         mod = _load(module)
-        p = sub.add_parser(name, help=help_, description=(mod.__doc__ if mod else help_))
+        p = sub.add_parser(name, help=help_, description=(mod.__doc__ if mod else help_),
+                           formatter_class=HelpFormatter)
         if mod is not None:
             mod.add_arguments(p)
         p.set_defaults(_module=mod, _name=name)

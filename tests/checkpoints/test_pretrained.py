@@ -65,6 +65,23 @@ def test_head_missing_from_checkpoint_is_initialised_and_logged(tiny_tf, caplog)
     assert torch.all(model.classifier.bias == 0) and model.classifier.weight.std() > 0
 
 
+def test_fresh_head_for_training_is_info_anything_else_a_warning(tmp_path, caplog):
+    """Fine-tuning from an encoder: the fresh head is expected (INFO); a fresh pooler, or an
+    untrained head used as it is, stays a warning."""
+    BertModel(_tiny_config(), add_pooling_layer=False).save_pretrained(tmp_path)
+    with caplog.at_level(logging.INFO, logger="openbert.checkpoints"):
+        BertForSequenceClassification.from_pretrained(tmp_path, num_labels=2, fresh_head_expected=True)
+    levels = {r.getMessage().split(": ")[1]: r.levelname for r in caplog.records}
+    assert levels == {"fresh task head, to be trained": "INFO", "not in the checkpoint, initialised fresh": "WARNING"}
+    assert [r for r in caplog.records if r.levelname == "WARNING"][0].getMessage().endswith(
+        "bert.pooler.dense.weight, bert.pooler.dense.bias")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="openbert.checkpoints"):
+        BertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)  # not for training
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "classifier.weight" in warning.getMessage() and "pooler" in warning.getMessage()
+
+
 def test_config_checkpoint_shape_mismatch_names_tensor_and_shapes(tiny_tf):
     wrong = _tiny_config().replace(intermediate_size=64)
     with pytest.raises(OpenBertError) as err:

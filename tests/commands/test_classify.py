@@ -1,5 +1,6 @@
 """`openbert classify` end to end on a tiny model, its outputs, resume, bad input; the real MRPC run (slow)."""
 import json
+import logging
 import math
 
 import pytest
@@ -87,6 +88,21 @@ def test_eval_only_restores_fine_tuned_model(tmp_path, pretrained):
     (out / "eval_results.txt").unlink()
     assert classify(*common, "--do_eval") == 0  # no --init_checkpoint: the model in --output_dir
     assert read_results(out / "eval_results.txt") == trained
+
+
+def test_fresh_head_logged_as_info_when_training_and_warned_when_evaluated_untrained(tmp_path, pretrained, caplog):
+    data = write_mrpc(tmp_path / "MRPC")
+    common = ["--task_name=mrpc", f"--data_dir={data}", f"--init_checkpoint={pretrained}", "--max_seq_length=32"]
+    with caplog.at_level(logging.INFO):
+        assert classify(*common, "--do_train", f"--output_dir={tmp_path / 'a'}", "--train_batch_size=8",
+                        "--num_train_epochs=1") == 0
+    heads = [r for r in caplog.records if "classifier.weight" in r.getMessage()]
+    assert [r.levelname for r in heads] == ["INFO"] and "fresh task head" in heads[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # evaluating the pre-trained encoder: its head is random
+        assert classify(*common, "--do_eval", f"--output_dir={tmp_path / 'b'}") == 0
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "has no trained task head" in warning.getMessage() and "--do_train" in warning.getMessage()
 
 
 def test_interrupted_run_resumes(tmp_path, pretrained, monkeypatch):

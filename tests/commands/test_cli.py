@@ -69,3 +69,26 @@ def test_user_errors_print_one_line_without_traceback(monkeypatch, capsys):
     assert cli.main(["tokenize"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: vocab file not found: /nowhere/vocab.txt"
+
+
+def _subparsers():
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+def test_help_keeps_the_examples_line_breaks(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["classify", "--help"])
+    out = capsys.readouterr().out
+    assert ("    openbert classify --task_name=MRPC --do_train --do_eval --data_dir=glue/MRPC \\\n"
+            "        --init_checkpoint=") in out
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_flag_shows_its_default(name):
+    parser = _subparsers()[name]
+    for action in parser._actions:
+        if action.option_strings and action.help is not argparse.SUPPRESS and action.dest != "help":
+            text = " ".join(parser._get_formatter()._format_action(action).split())
+            assert "default" in text or "(required)" in text, (name, text)

@@ -37,6 +37,17 @@ def test_atomic_directory(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model"]
 
 
+def test_fresh_dir_is_always_a_new_empty_folder(tmp_path, monkeypatch):
+    from openbert.io import fileio
+
+    monkeypatch.setattr(fileio.time, "strftime", lambda fmt: "20261203-140000")  # one second
+    (tmp_path / "runs" / "quickstart-20261203-140000-2").mkdir(parents=True)  # taken already
+    made = [fileio.fresh_dir(tmp_path / "runs", "quickstart") for _ in range(3)]
+    assert [os.path.basename(p) for p in made] == ["quickstart-20261203-140000", "quickstart-20261203-140000-3",
+                                                   "quickstart-20261203-140000-4"]
+    assert all(os.path.isdir(p) and not os.listdir(p) for p in made)
+
+
 # ---- atomic output folders, "is this folder ours", clean-up ----------------------------------
 import json  # noqa: E402
 import subprocess  # noqa: E402

@@ -145,8 +145,15 @@ def test_bf16_on_cpu_trains_like_fp32(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
 
 
+def test_matplotlib_is_a_core_dependency(pytestconfig):
+    """metrics.png is promised in every output folder, so the default install must draw it."""
+    import tomllib
+
+    project = tomllib.loads((pytestconfig.rootpath / "pyproject.toml").read_text())["project"]
+    assert any(d.replace(" ", "").startswith("matplotlib>=") for d in project["dependencies"])
+
+
 def test_metrics_checkpoints_and_plot(tmp_path):
-    pytest.importorskip("matplotlib")
     _, result = _train(tmp_path, num_train_steps=6, save_checkpoints_steps=2, keep_checkpoint_max=2,
                        log_every_n_steps=2, plot=True)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

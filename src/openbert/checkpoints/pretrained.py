@@ -97,6 +97,39 @@ def _folder(path) -> str:
     return path if os.path.isdir(path) else os.path.dirname(path) or "."
 
 
+def model_folder_below(path, max_depth: int = 4) -> str | None:
+    """The first folder under ``path`` (a folder; at most ``max_depth`` levels down) that holds a
+    model (a config and vocab.txt), e.g. the model inside a download cache entry; else None."""
+    root = os.fspath(path)
+    if not os.path.isdir(root):
+        return None
+    for folder, subdirs, files in os.walk(root):
+        subdirs.sort()
+        if "vocab.txt" in files and ("config.json" in files or "bert_config.json" in files):
+            return folder
+        if os.path.relpath(folder, root).count(os.sep) + 1 >= max_depth:
+            subdirs.clear()
+    return None
+
+
+def where_the_model_is(path) -> str:
+    """`` (the model is in ...: pass that folder, or its name)`` when ``path`` holds a model
+    deeper down, else ``""``: the hint for errors about a folder that lacks a model's files."""
+    found = model_folder_below(path)
+    if found is None or os.path.samefile(found, path):
+        return ""
+    from .assets import cache_dir
+
+    name = ""
+    try:
+        rel = os.path.relpath(found, cache_dir())
+        if not rel.startswith(".."):
+            name = f", or the model's name, {rel.split(os.sep)[0]}"
+    except ValueError:  # another drive
+        pass
+    return f" (the model is in {found}: pass that folder{name})"
+
+
 def find_vocab(path) -> str | None:
     """``vocab.txt`` in the checkpoint's folder (or beside its prefix), or None when there is none."""
     p = os.path.join(_folder(path), "vocab.txt")
@@ -165,6 +198,9 @@ def read_checkpoint(path, include_optimizer: bool = False) -> tuple[dict[str, to
         if not os.path.exists(path):
             raise OpenBertError(f"checkpoint not found: {path} (pass a TF prefix like "
                                 ".../bert_model.ckpt, or a folder with model.safetensors or a TF checkpoint)")
+        hint = where_the_model_is(path)
+        if hint:
+            raise OpenBertError(f"{path} is not a checkpoint but a folder that holds one{hint}")
         raise OpenBertError(f"{path} is not a checkpoint openbert can read: expected a TF checkpoint "
                             "(prefix, .index, or a folder with a `checkpoint` file) or a HF/openbert "
                             "folder with config.json and model.safetensors / pytorch_model.bin")
@@ -188,8 +224,9 @@ def load_config(path, config: BertConfig | str | os.PathLike | None = None) -> B
         return BertConfig.from_json_file(config)
     found = find_config(path)
     if found is None:
-        raise OpenBertError(f"no bert_config.json or config.json beside {path}: pass the config "
-                            "(--bert_config_file) or put it in the checkpoint's folder")
+        hint = where_the_model_is(path) if path else ""
+        raise OpenBertError(f"no bert_config.json or config.json beside {path}" + (hint or (
+            ": pass the config (--bert_config_file) or put it in the checkpoint's folder")))
     return BertConfig.from_json_file(found)
 
 
@@ -218,15 +255,18 @@ def unused_weights_allowed(allowed: bool = True):
 
 
 def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = None,
-                    allow_unused: bool | None = None, **head_kwargs):
+                    allow_unused: bool | None = None, fresh_head_expected: bool = False, **head_kwargs):
     """Build ``cls(config, **head_kwargs)`` and fill it from the checkpoint at ``path``.
 
     ``path``: TF prefix / folder, HF folder, openbert folder or weights file. ``config``: a
     BertConfig or a config file; by default the one beside the checkpoint. ``num_labels`` is taken
     from a fine-tuned checkpoint's classifier when not given. Raises OpenBertError on shape
     mismatch, missing encoder tensors, or checkpoint tensors the model does not use (beyond
-    :data:`DROPPED_WHEN_FINE_TUNING`; ``allow_unused`` drops them with a warning); logs heads that
-    are initialised fresh. ``allow_unused`` None: as :func:`unused_weights_allowed` says (False).
+    :data:`DROPPED_WHEN_FINE_TUNING`; ``allow_unused`` drops them with a warning).
+    ``allow_unused`` None: as :func:`unused_weights_allowed` says (False). Tensors initialised
+    fresh are logged: a fresh task head (``cls.head_prefixes``) at INFO when
+    ``fresh_head_expected`` (training starts from a pre-trained encoder), anything else, and an
+    untrained head used as it is, as a warning; ``model.fresh_head`` lists the head's fresh tensors.
     """
     if allow_unused is None:
         allow_unused = _ALLOW_UNUSED.get()
@@ -273,8 +313,13 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
             f"--allow_unused_weights to drop them on purpose")
     model.load_state_dict(to_load, strict=False)
     model.init_weights(only={own[c] for c in missing})
-    if missing:
-        logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(missing))
+    model.fresh_head = [c for c in missing if c.startswith(cls.head_prefixes)]  # untrained head tensors
+    head = model.fresh_head if fresh_head_expected else []
+    if head:
+        logger.info("%s: fresh task head, to be trained: %s", source, ", ".join(head))
+    other = [c for c in missing if c not in head]
+    if other:
+        logger.warning("%s: not in the checkpoint, initialised fresh: %s", source, ", ".join(other))
     if unused:
         logger.warning("%s: dropped on purpose (--allow_unused_weights): %s", source, ", ".join(unused))
     dropped = sorted(set(unexpected) - set(unused))

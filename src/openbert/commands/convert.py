@@ -23,6 +23,7 @@ from ..checkpoints.names import tf_name
 from ..errors import OpenBertError
 from ..io.fileio import check_output_dir
 from ..model.bert import BertForPreTraining
+from ..tasks.common import resolve_checkpoint
 from .flags import add_bool
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser) -> None:
     parser.add_argument("--input", required=True,
-                        help="TF prefix (.../bert_model.ckpt), TF folder, HF or openbert folder, or weights file")
+                        help="TF prefix (.../bert_model.ckpt), TF folder, HF or openbert folder, weights "
+                             "file, or a model name (openbert download --list)")
     parser.add_argument("--output", required=True, help="folder to write (created if needed)")
     parser.add_argument("--to", choices=["hf", "tf"], default=None,
                         help="target layout (default: hf for a TF input, tf otherwise)")
@@ -71,7 +73,7 @@ def check_shapes(state: dict[str, torch.Tensor], config, source: str, config_des
 
 
 def run(args) -> int:
-    src = os.path.abspath(args.input)
+    src = os.path.abspath(resolve_checkpoint(args.input))  # a path, or a model name -> its folder
     out = os.path.abspath(args.output)
     if os.path.isdir(src) and os.path.realpath(src) == os.path.realpath(out) or \
             os.path.realpath(os.path.dirname(src)) == os.path.realpath(out) and not os.path.isdir(src):

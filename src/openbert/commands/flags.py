@@ -5,6 +5,7 @@ The original scripts accept ``--do_train``, ``--do_train=true`` and ``--do_train
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 
 from ..tasks.common import ModelSource, RunOptions, Schedule, resolve_model_source, run
@@ -13,6 +14,28 @@ from ..training.trainer import TrainingArguments
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` that keeps the description's line breaks (its examples) and shows every flag's
+    default (or that it is required), unless the flag's help already says it."""
+
+    def _format_action(self, action):
+        if action.help is None and action.option_strings:  # argparse skips flags without help
+            action = copy.copy(action)
+            action.help = self._get_help_string(action)
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        if action.required:
+            return f"{text} (required)".lstrip()
+        default = action.default
+        shown = ("none" if default is None else str(default).lower() if isinstance(default, bool)
+                 else "%(default)s")
+        return f"{text} (default: {shown})".lstrip()
 
 
 def str2bool(value: str | bool) -> bool:
@@ -123,14 +146,16 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
 def add_model_source_flags(g, max_seq_length: int | None = 128,
                            max_seq_length_help: str = "maximum total length after WordPiece; longer "
                                                       "inputs are truncated",
-                           init_checkpoint_required: bool = False, do_lower_case: bool = True) -> None:
+                           init_checkpoint_required: bool = False, do_lower_case: bool = True,
+                           vocab_file_help: str = "vocab.txt (default: the one beside --init_checkpoint)") -> None:
     """The flags that say which model a command runs, the same in every command:
     --init_checkpoint, --bert_config_file, --vocab_file, --do_lower_case, --max_seq_length."""
     g.add_argument("--init_checkpoint", required=init_checkpoint_required,
-                   help="TF checkpoint (prefix .../bert_model.ckpt or folder), HF folder or openbert folder")
+                   help="TF checkpoint (prefix .../bert_model.ckpt or folder), HF or openbert folder, or a "
+                        "model name, fetched on first use (openbert download --list)")
     g.add_argument("--bert_config_file", help="bert_config.json / config.json (default: the one beside "
                                               "--init_checkpoint)")
-    g.add_argument("--vocab_file", help="vocab.txt (default: the one beside --init_checkpoint)")
+    g.add_argument("--vocab_file", help=vocab_file_help)
     if do_lower_case:
         add_bool(g, "do_lower_case", True, "lower-case the input (true for uncased models)")
     g.add_argument("--max_seq_length", type=int, default=max_seq_length, help=max_seq_length_help)

@@ -14,6 +14,7 @@ eval_results.txt to --output_dir, training checkpoints under --output_dir/checkp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 
 from ..errors import OpenBertError
@@ -30,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--input_file", required=True,
                    help="shard directories / TFRecord files (comma-separated globs)")
     g.add_argument("--output_dir", required=True, help="where the model, checkpoints and results go")
-    add_model_source_flags(g, 128, "must equal the value the data was created with", do_lower_case=False)
+    add_model_source_flags(g, 128, "must equal the value the data was created with", do_lower_case=False,
+                           vocab_file_help="vocab.txt saved with the model (default: the one "
+                                           "create-pretraining-data kept with the data, else the one "
+                                           "beside --init_checkpoint)")
     g.add_argument("--max_predictions_per_seq", type=int, default=20,
                    help="must equal the value the data was created with")
     add_bool(g, "do_train", False, "run training")
@@ -70,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
                           need_tokenizer=False)
     dataset = PretrainingDataset(args.input_file, args.max_seq_length, args.max_predictions_per_seq,
                                  verify_crc=args.verify_crc)
+    # the vocabulary travels with the data: saved with the model unless --vocab_file names another
+    source = dataclasses.replace(source, vocab_file=pipeline.vocab_file_for(
+        dataset, args.vocab_file, None if args.vocab_file else source.vocab_file))
     task = pipeline.PretrainingTask(dataset, args.output_dir, next_sentence=not args.no_nsp,
                                     eval_batch_size=args.eval_batch_size,
                                     max_eval_steps=args.max_eval_steps, options=run_options(args))

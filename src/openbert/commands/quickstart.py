@@ -14,9 +14,10 @@ import collections
 import logging
 import random
 import time
+from pathlib import Path
 
 from ..checkpoints import assets
-from ..io.fileio import check_output_dir, claim_output_dir
+from ..io.fileio import check_output_dir, claim_output_dir, fresh_dir
 from ..tasks.classification import pipeline as classifier
 from ..tasks.classification.data import convert_examples_to_features, get_processor
 from ..tasks.common import num_train_steps, resolve_model_source
@@ -35,9 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--train_batch_size", type=int, default=32)
     parser.add_argument("--eval_batch_size", type=int, default=64)
-    parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--learning_rate", type=float, default=3e-5,
+                        help="peak learning rate of the original optimizer (no bias correction; 1e-4 "
+                             "collapses some seeds to chance, see docs/classification.md)")
     parser.add_argument("--warmup_proportion", type=float, default=0.1)
-    parser.add_argument("--output_dir", default="openbert_quickstart", help="where the fine-tuned model goes")
+    parser.add_argument("--output_dir", default=None,
+                        help="where the fine-tuned model goes (default: a new folder "
+                             "runs/quickstart-<date>-<time> in the cache, printed)")
     parser.add_argument("--cache_dir", default=None, help="asset cache (default: $OPENBERT_CACHE or ~/.cache/openbert)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=42)
@@ -53,13 +58,16 @@ def _pct(x: float) -> str:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     check_flag_values(args)
-    check_output_dir(args.output_dir, "quickstart", overwrite=args.overwrite_output_dir)
+    if args.output_dir:  # by default a new folder in the cache: never an earlier run's
+        check_output_dir(args.output_dir, "quickstart", overwrite=args.overwrite_output_dir)
     device = resolve_device(args.device)
     print("openbert quickstart: fine-tune a real pre-trained BERT (MiniLM-L6-H384, uncased) on SNLI "
           f"on {device.type}", flush=True)
     model_dir = assets.fetch("minilm-l6", args.cache_dir)
     data_dir = assets.fetch("snli", args.cache_dir)
-    print(f"  model {model_dir}\n  data  {data_dir}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    output_dir = args.output_dir or fresh_dir(Path(args.cache_dir or assets.cache_dir()) / "runs", "quickstart")
+    print(f"  model {model_dir}\n  data  {data_dir}  ({time.perf_counter() - start:.0f} s)\n"
+          f"  output {output_dir}", flush=True)
 
     processor = get_processor("snli")
     train_all = processor.get_train_examples(data_dir)
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     eval_features = convert_examples_to_features(eval_examples, labels, args.max_seq_length, tokenizer)
 
     steps = num_train_steps(n_train, args.train_batch_size, args.num_train_epochs)
-    train_args = TrainingArguments(output_dir=args.output_dir, train_batch_size=args.train_batch_size,
+    train_args = TrainingArguments(output_dir=output_dir, train_batch_size=args.train_batch_size,
                                    learning_rate=args.learning_rate, num_train_steps=steps,
                                    num_warmup_steps=int(steps * args.warmup_proportion), device=args.device,
                                    seed=args.seed, save_checkpoints_steps=None, keep_checkpoint_max=1,
@@ -83,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
                                    resume=args.resume, overwrite_output_dir=args.overwrite_output_dir)
     print(f"  train {n_train} SNLI training pairs, {args.num_train_epochs:g} epoch(s) = {steps} steps of "
           f"{args.train_batch_size}, lr {args.learning_rate:g}, max_seq_length {args.max_seq_length}", flush=True)
-    model = classifier.build_model(source.path, config, len(labels))
-    claim_output_dir(args.output_dir, "quickstart", overwrite=args.overwrite_output_dir)
+    model = classifier.build_model(source.path, config, len(labels), args.seed)
+    claim_output_dir(output_dir, "quickstart", overwrite=args.overwrite_output_dir)
     result = classifier.train(model, train_features, train_args)
     print(f"  trained in {result.train_seconds:.0f} s ({result.seq_per_s:.0f} seq/s), "
           f"final training loss {result.loss:.3f}", flush=True)
-    classifier.save(model, args.output_dir, labels, source.vocab_file)
+    classifier.save(model, output_dir, labels, source.vocab_file)
 
     evaluation = classifier.evaluate(model, eval_features, args.eval_batch_size, ("accuracy",),
                                      result.global_step, device=args.device, progress=args.progress)
@@ -96,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
     baseline = sum(f.label_id == majority_label for f in eval_features) / n_eval
     print(f"SNLI test accuracy ({n_eval} pairs): {_pct(evaluation['eval_accuracy'])}   "
           f"majority-class baseline ({labels[majority_label]}): {_pct(baseline)}")
-    print(f"fine-tuned model saved in {args.output_dir}/ ; total time {time.perf_counter() - start:.0f} s")
+    print(f"fine-tuned model saved in {output_dir}/ ; total time {time.perf_counter() - start:.0f} s")
     return 0

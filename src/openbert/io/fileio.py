@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from typing import Callable, Iterable, Sequence
 
 from ..errors import OpenBertError
@@ -252,6 +253,21 @@ def check_output_file(path: str | os.PathLike, flag: str, kind: str,
         if os.path.lexists(d):
             raise OpenBertError(f"{flag} {path}: {d} is a file, not a folder")
         d = os.path.dirname(d)
+
+
+def fresh_dir(parent: str | os.PathLike, prefix: str) -> str:
+    """Create and return a new, empty folder ``parent/prefix-YYYYMMDD-HHMMSS`` (``-2``, ``-3``, ...
+    when that exists): never one an earlier run (or a concurrent one) made."""
+    os.makedirs(parent, exist_ok=True)
+    stamp = os.path.join(os.fspath(parent), f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    for n in range(1, 10_000):
+        path = stamp if n == 1 else f"{stamp}-{n}"
+        try:
+            os.mkdir(path)  # atomic: fails when it exists
+            return path
+        except FileExistsError:
+            continue
+    raise OpenBertError(f"cannot make a new folder under {parent}: too many named {stamp}-*")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ A data set is a directory::
                                 [CLS]/[SEP]/[MASK], num_instances, and per shard: name, source
                                 file, seed, num_instances
     subword_ids.npy             ids of the vocabulary's ``##`` pieces (whole-word dynamic masking)
+    vocab.txt                   the vocabulary the data was made with (pretrain saves it with its
+                                model, so fill-mask and extract-features find it)
     shard_00000/                one shard per input file (in input order)
         input_ids.npy           [T] uint16 (int32 when vocab_size > 65535): every instance's
                                 tokens back to back, masks applied, no padding
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict
 
 import numpy as np
@@ -37,6 +40,7 @@ FORMAT = "openbert-pretraining-shards"
 VERSION = 1
 ARRAYS = ("input_ids", "offsets", "a_lengths", "masked_lm_positions", "masked_lm_ids",
           "mlm_offsets", "next_sentence_labels")
+VOCAB = "vocab.txt"
 
 
 COMMAND = "create-pretraining-data"
@@ -48,16 +52,17 @@ def is_shard_dir(path: str) -> bool:
 
 
 def holds_only_shards(path: str) -> bool:
-    """True when ``path`` holds exactly a shard set (meta.json, subword_ids.npy and the shard
-    folders meta.json names, each with only its arrays): one written before output folders
-    carried a manifest."""
+    """True when ``path`` holds exactly a shard set (meta.json, subword_ids.npy, the vocabulary
+    meta.json names and the shard folders it names, each with only its arrays): one written
+    without the manifest of output folders."""
     try:
         with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
             meta = json.load(f)
         names = {s["name"] for s in meta["shards"]}
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    if meta.get("format") != FORMAT or not set(os.listdir(path)) <= names | {"meta.json", "subword_ids.npy"}:
+    own = names | {"meta.json", "subword_ids.npy"} | ({meta["vocab_file"]} if meta.get("vocab_file") else set())
+    if meta.get("format") != FORMAT or not set(os.listdir(path)) <= own:
         return False
     arrays = {f"{k}.npy" for k in ARRAYS}
     return all(not os.path.isdir(os.path.join(path, n)) or set(os.listdir(os.path.join(path, n))) <= arrays
@@ -79,8 +84,10 @@ class ShardWriter:
     create-pretraining-data and holds none of ``inputs`` (OpenBertError otherwise).
     """
 
-    def __init__(self, directory: str, cfg, vocab, do_lower_case: bool | None = None, inputs=()):
-        """``cfg``: PretrainingDataConfig; ``vocab``: MaskingVocab."""
+    def __init__(self, directory: str, cfg, vocab, do_lower_case: bool | None = None, inputs=(),
+                 vocab_file: str | None = None):
+        """``cfg``: PretrainingDataConfig; ``vocab``: MaskingVocab; ``vocab_file``: copied in as
+        ``vocab.txt``."""
         self.directory = os.fspath(directory)
         self._ctx = output_folder(self.directory, COMMAND, fresh=True, strict=True,
                                   flag="--output_file", overwrite_flag=None, inputs=inputs,
@@ -93,6 +100,9 @@ class ShardWriter:
                      "num_instances": 0, "shards": []}
         np.save(os.path.join(self._tmp, "subword_ids.npy"),
                 np.flatnonzero(np.frombuffer(bytes(vocab.is_subword), np.uint8)).astype(np.int32))
+        if vocab_file:
+            shutil.copyfile(vocab_file, os.path.join(self._tmp, VOCAB))
+            self.meta["vocab_file"] = VOCAB
 
     def add(self, arrays, source: str = "", seed: int | None = None) -> None:
         name = f"shard_{len(self.meta['shards']):05d}"
@@ -152,6 +162,8 @@ class Shards:
         np.cumsum(counts, out=self.starts[1:])
         sub = os.path.join(self.directory, "subword_ids.npy")
         self.subword_ids = np.load(sub) if os.path.isfile(sub) else None
+        vocab = os.path.join(self.directory, VOCAB)
+        self.vocab_file = vocab if os.path.isfile(vocab) else None  # None: data made before it was kept
         self.lengths = np.concatenate([np.diff(s["offsets"]) for s in self.shards]) \
             if self.shards else np.zeros(0, np.int64)
 

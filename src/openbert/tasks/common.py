@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -14,15 +15,16 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
+from ..checkpoints import assets
 from ..checkpoints.pretrained import (find_config, find_vocab, load_config, save_pretrained,
-                                      unused_weights_allowed)
+                                      unused_weights_allowed, where_the_model_is)
 from ..config import BertConfig
 from ..errors import OpenBertError
 from ..io.fileio import atomic_open, check_output_dir, claim_output_dir
 from ..tokenization.wordpiece import FullTokenizer, load_vocab, validate_case_matches_checkpoint
 from ..training import state as train_state
 from ..training.distributed import is_main_process
-from ..training.trainer import Trainer, TrainingArguments, predict
+from ..training.trainer import ChanceLossCheck, Trainer, TrainingArguments, TrainingCallback, predict, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ def load_tokenizer(model_path, vocab_file=None, do_lower_case: bool = True,
                                      else model_path)
     vocab_file = _vocab_file(model_path, vocab_file)
     if not vocab_file:
-        raise OpenBertError(f"no vocab.txt beside {model_path}; pass --vocab_file")
+        hint = where_the_model_is(model_path) if model_path else ""
+        raise OpenBertError(f"no vocab.txt beside {model_path}" + (hint or "; pass --vocab_file"))
     return FullTokenizer(vocab_file, do_lower_case=do_lower_case), vocab_file
 
 
@@ -88,6 +91,12 @@ class ModelSource:
     allow_unused: bool = False  # drop checkpoint tensors the model does not use (--allow_unused_weights)
 
 
+def resolve_checkpoint(path_or_name) -> str | None:
+    """``--init_checkpoint`` as every command reads it: a path as given, or a model name that
+    ``openbert download --list`` knows (e.g. ``minilm-l6``) as its cached folder, fetched on first use."""
+    return assets.resolve_model(os.fspath(path_or_name) if path_or_name is not None else None)
+
+
 def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file=None,
                          do_lower_case: bool = True, max_seq_length: int | None = None,
                          saved_model_dir=None, need_tokenizer: bool = True,
@@ -101,8 +110,10 @@ def resolve_model_source(init_checkpoint=None, bert_config_file=None, vocab_file
     against the model when given, and every vocabulary id must fit the model. Without
     ``need_tokenizer`` a missing vocab is allowed. ``allow_unused``: loading the model drops
     checkpoint tensors it does not use instead of stopping
-    (:func:`openbert.checkpoints.pretrained.load_pretrained`).
+    (:func:`openbert.checkpoints.pretrained.load_pretrained`). ``init_checkpoint`` may be a model
+    name (see :func:`resolve_checkpoint`).
     """
+    init_checkpoint = resolve_checkpoint(init_checkpoint)
     if need_tokenizer:  # the original checks the casing first, before reading anything
         validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
     path = fine_tuned_dir(saved_model_dir) or (os.fspath(init_checkpoint) if init_checkpoint else None)
@@ -131,12 +142,17 @@ def check_vocab_fits(num_tokens: int, vocab_file, config: BertConfig, source) ->
                             f"belongs to the model")
 
 
-def build_model(cls, path, config: BertConfig, **head_kwargs):
-    """A ``cls`` model from ``path`` (TF / HF / openbert; heads missing are initialised fresh and
-    logged; tensors it does not use are an error, see :func:`load_pretrained`), or randomly
-    initialised when there is no path (as the original without the flag)."""
+def build_model(cls, path, config: BertConfig, seed: int | None = None, **head_kwargs):
+    """A ``cls`` model from ``path`` (TF / HF / openbert; a task head missing there is initialised
+    fresh, as fine-tuning expects, and logged; tensors it does not use are an error, see
+    :func:`load_pretrained`), or randomly initialised when there is no path (as the original
+    without the flag).
+
+    ``seed``: seed every generator first, so the same seed gives the same fresh weights."""
+    if seed is not None:
+        set_seed(seed)
     if path:
-        return cls.from_pretrained(path, config=config, **head_kwargs)
+        return cls.from_pretrained(path, config=config, fresh_head_expected=True, **head_kwargs)
     logger.warning("no --init_checkpoint: the %s starts from random weights", cls.__name__)
     return cls(config, **head_kwargs)
 
@@ -224,6 +240,24 @@ def encoder_inputs(input_ids: Sequence[Sequence[int]], segment_ids: Sequence[Seq
 # ---------------------------------------------------------------------------------------------
 # the train / eval / predict skeleton
 # ---------------------------------------------------------------------------------------------
+STALL_HINT = ("Likely causes: a learning rate too high for --optimizer=adamw_bert (the original optimizer "
+              "has no bias correction, so its first steps are 3-6x larger than Adam's; above about 5e-5 "
+              "this can collapse the [CLS] vector of every input to nearly the same one, after which the "
+              "gradient vanishes and training never recovers), or a learning rate too low or too few "
+              "steps to leave the plateau. Try --learning_rate=2e-5 to 5e-5, --optimizer=adamw (bias-"
+              "corrected), another --seed, or more --num_train_epochs or examples.")
+
+
+def chance_check(num_labels: float, what: str | None = None) -> ChanceLossCheck | None:
+    """The Trainer check for a task choosing one of ``num_labels`` (classes, positions, choices;
+    a geometric mean where it varies): warns when the loss is still ``ln(num_labels)``, the loss of
+    a uniform guess. None below 2 labels (regression)."""
+    if num_labels < 2:
+        return None
+    return ChanceLossCheck(math.log(num_labels), what or f"ln({num_labels:g}), the loss of a uniform "
+                           f"guess over {num_labels:g} labels", STALL_HINT)
+
+
 def num_train_steps(num_examples: int, train_batch_size: int, num_train_epochs: float) -> int:
     """As the original: ``int(num_examples / train_batch_size * num_train_epochs)`` (at least 1)."""
     return max(1, int(num_examples / train_batch_size * num_train_epochs))
@@ -247,13 +281,14 @@ class RunOptions:
 @dataclass
 class TrainData:
     """What a task trains on: a map-style dataset, its collate function, the number of examples
-    the step count is computed from (SQuAD: questions, not windows) and optional lengths
-    (length-bucketed batches)."""
+    the step count is computed from (SQuAD: questions, not windows), optional lengths
+    (length-bucketed batches) and the Trainer callbacks of the task (e.g. :func:`chance_check`)."""
 
     dataset: Sequence
     collate: Callable[[list], dict]
     num_examples: int
     lengths: Sequence[int] | None = None
+    callbacks: Sequence[TrainingCallback] = ()
 
 
 class Task(Protocol):
@@ -315,13 +350,15 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
             steps = num_train_steps(data.num_examples, args.train_batch_size, schedule.num_train_epochs)
             args = dataclasses.replace(args, num_train_steps=steps,
                                        num_warmup_steps=int(steps * schedule.warmup_proportion))
+        set_seed(args.seed)  # before the model: fresh heads and random weights come from the seed
         with unused_weights_allowed(source.allow_unused):
             model = task.build_model(source.path, source.config)
         if is_main_process():
             claim_output_dir(output_dir, command, overwrite=overwrite, inputs=inputs)
         logger.info("***** Running training *****  %d examples, batch size %d, %d steps",
                     data.num_examples, args.train_batch_size, args.num_train_steps)
-        global_step = Trainer(model, args, data.dataset, data.collate, lengths=data.lengths).train().global_step
+        global_step = Trainer(model, args, data.dataset, data.collate, lengths=data.lengths,
+                              callbacks=data.callbacks).train().global_step
         del data
         if is_main_process():
             task.save(model, output_dir, source.vocab_file)
@@ -330,6 +367,10 @@ def run(task: Task, source: ModelSource, output_dir: str, schedule: Schedule | N
     if model is None:
         with unused_weights_allowed(source.allow_unused):
             model = task.build_model(source.path, source.config)
+        if getattr(model, "fresh_head", None):
+            logger.warning("%s has no trained task head (%s are initialised fresh), so its results are "
+                           "those of random weights: train it first (--do_train) or pass a fine-tuned "
+                           "model", source.path, ", ".join(model.fresh_head))
         claim_output_dir(output_dir, command, inputs=inputs)
     if do_eval:
         result = task.evaluate(model, global_step)

@@ -2,8 +2,8 @@
 ``batching`` (which examples form each batch), ``state`` (resumable training checkpoints),
 ``distributed``, ``optimization`` and ``plotting``."""
 from .distributed import is_main_process
-from .trainer import (DEVICES, PRECISIONS, Trainer, TrainingArguments, TrainResult, autocast,
-                      predict, resolve_device, set_seed)
+from .trainer import (DEVICES, PRECISIONS, ChanceLossCheck, Trainer, TrainingArguments, TrainingCallback,
+                      TrainResult, autocast, predict, resolve_device, set_seed)
 
-__all__ = ["DEVICES", "PRECISIONS", "Trainer", "TrainingArguments", "TrainResult", "autocast",
-           "is_main_process", "predict", "resolve_device", "set_seed"]
+__all__ = ["DEVICES", "PRECISIONS", "ChanceLossCheck", "Trainer", "TrainingArguments", "TrainingCallback",
+           "TrainResult", "autocast", "is_main_process", "predict", "resolve_device", "set_seed"]

@@ -1,4 +1,4 @@
-"""A PNG of the training curves from ``metrics.jsonl`` (needs matplotlib, an optional dependency)."""
+"""A PNG of the training curves from ``metrics.jsonl`` (matplotlib, a core dependency, draws it)."""
 from __future__ import annotations
 
 import json
@@ -25,14 +25,16 @@ def read_metrics(path) -> list[dict]:
 
 
 def plot_metrics(metrics_path, png_path) -> bool:
-    """Plot loss, learning rate and throughput against step; False when matplotlib is missing."""
+    """Plot loss, learning rate and throughput against step; False (with a warning) when
+    matplotlib is missing from the install."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.info("matplotlib is not installed: no plot of the training curves (pip install matplotlib)")
+        logger.warning("matplotlib is missing from this install, so no metrics.png (the curves are in "
+                       "metrics.jsonl); pip install matplotlib")
         return False
     rows = [r for r in read_metrics(metrics_path) if "step" in r]
     if not rows:

@@ -18,7 +18,9 @@ steps of ``args.train_batch_size`` examples each (the global batch, as the origi
   itself; checkpoints of another run are an error unless ``resume`` (continue anyway) or
   ``overwrite_output_dir`` (delete them and start over);
 - tqdm progress, ``metrics.jsonl`` and ``metrics.png``; a non-finite loss stops the run with a
-  checkpoint to inspect.
+  checkpoint to inspect;
+- ``callbacks`` the task passes in (:class:`TrainingCallback`), e.g. :class:`ChanceLossCheck`, which
+  warns once when the loss is still at the task's chance level after 30% of the steps.
 
 ``predict(model, dataset, collate_fn, batch_size)`` is the matching inference loop.
 """
@@ -52,8 +54,9 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
-__all__ = ["TrainingArguments", "Trainer", "TrainResult", "predict", "resolve_device", "autocast",
-           "set_seed", "is_main_process", "world_info", "WorldInfo", "PRECISIONS"]
+__all__ = ["TrainingArguments", "Trainer", "TrainResult", "TrainingCallback", "ChanceLossCheck", "predict",
+           "resolve_device", "autocast", "set_seed", "is_main_process", "world_info", "WorldInfo",
+           "PRECISIONS"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +130,56 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------------------
+# callbacks
+# ---------------------------------------------------------------------------------------------
+class TrainingCallback:
+    """A hook the Trainer calls on the main process; override what you need."""
+
+    def on_step(self, step: int, loss: float, args: TrainingArguments) -> None:
+        """After optimizer step ``step`` (1-based) with its global mean training ``loss``."""
+
+
+class ChanceLossCheck(TrainingCallback):
+    """Warn once when training has not left chance level.
+
+    ``chance_loss``: the loss of a model that has learnt nothing (``ln(num_labels)`` for a uniform
+    guess over ``num_labels`` classes), ``what`` names it in the warning, ``hint`` gives the likely
+    causes and the flags to try. At step ``ceil(after * num_train_steps)`` the mean loss of the
+    steps since ``(after - window) * num_train_steps`` is compared with ``chance_loss``; within
+    ``tolerance`` (relative) it logs one warning and sets ``warned``. Runs of fewer than
+    ``min_steps`` steps (smoke tests: too short to leave chance anyway) and a run resumed past
+    that point are not checked.
+    """
+
+    def __init__(self, chance_loss: float, what: str, hint: str, tolerance: float = 0.02,
+                 after: float = 0.3, window: float = 0.1, min_steps: int = 20):
+        if not 0 < window <= after <= 1:
+            raise ValueError(f"need 0 < window <= after <= 1, got window={window}, after={after}")
+        self.chance_loss, self.what, self.hint = float(chance_loss), what, hint
+        self.tolerance, self.after, self.window, self.min_steps = tolerance, after, window, min_steps
+        self.losses: list[tuple[int, float]] = []
+        self.warned = False
+
+    def on_step(self, step: int, loss: float, args: TrainingArguments) -> None:
+        total = args.num_train_steps
+        at = max(1, math.ceil(self.after * total))
+        if step > at or self.warned or total < self.min_steps:
+            return
+        if step > (self.after - self.window) * total:
+            self.losses.append((step, loss))
+        if step < at or not self.losses:
+            return
+        mean = sum(x for _, x in self.losses) / len(self.losses)
+        if abs(mean - self.chance_loss) <= self.tolerance * self.chance_loss:
+            self.warned = True
+            first = self.losses[0][0]
+            steps = f"step {step}" if first == step else f"steps {first}-{step}"
+            logger.warning("the training loss is still at chance level: %.4f over %s of %d is within "
+                           "%g%% of %s = %.4f, so the model has learnt nothing yet. %s", mean, steps,
+                           total, 100 * self.tolerance, self.what, self.chance_loss, self.hint)
+
+
+# ---------------------------------------------------------------------------------------------
 # device, precision, seed
 # ---------------------------------------------------------------------------------------------
 def resolve_device(name: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
@@ -189,12 +242,15 @@ class Trainer:
 
     ``model(**batch)`` must return an object with a scalar ``.loss`` (and, for exact accumulation
     of losses that are not per-example means, ``.loss_terms``; see :meth:`_step`). ``lengths`` (one int per
-    example) turns on length-bucketed batches. After ``train()`` the model holds the final weights.
+    example) turns on length-bucketed batches. ``callbacks``: :class:`TrainingCallback` objects
+    called on the main process. After ``train()`` the model holds the final weights.
     """
 
     def __init__(self, model: torch.nn.Module, args: TrainingArguments, train_dataset,
-                 collate_fn: Callable[[list], dict], lengths: Sequence[int] | None = None):
+                 collate_fn: Callable[[list], dict], lengths: Sequence[int] | None = None,
+                 callbacks: Sequence[TrainingCallback] = ()):
         self.model = model
+        self.callbacks = list(callbacks)
         self.args = args
         self.train_dataset = train_dataset
         self.collate_fn = collate_fn
@@ -379,6 +435,9 @@ class Trainer:
                     self._stop_nonfinite(loss)
                 self.global_step += 1
                 window.append(loss)
+                if self.world.is_main:
+                    for callback in self.callbacks:
+                        callback.on_step(self.global_step, loss, args)
                 bar.update(1)
                 done = self.global_step == args.num_train_steps
                 if self.global_step % args.log_every_n_steps == 0 or done:

@@ -23,15 +23,19 @@ from .data import (DataProcessor, canonical_task_name, collate, collate_unlabell
 logger = logging.getLogger(__name__)
 
 
-def build_model(path, config: BertConfig, num_labels: int):
-    """A classifier from ``path`` (heads missing are initialised fresh), or from scratch."""
-    return common.build_model(BertForSequenceClassification, path, config, num_labels=num_labels)
+def build_model(path, config: BertConfig, num_labels: int, seed: int | None = None):
+    """A classifier from ``path`` (heads missing are initialised fresh), or from scratch;
+    ``seed`` seeds the fresh weights (see common.build_model)."""
+    return common.build_model(BertForSequenceClassification, path, config, seed=seed, num_labels=num_labels)
 
 
 def train(model, features, args: TrainingArguments) -> TrainResult:
-    """Fine-tune ``model`` on ``features`` with length-bucketed, per-batch padded batches."""
+    """Fine-tune ``model`` on ``features`` with length-bucketed, per-batch padded batches; warns
+    once when the loss is still at chance level (ln(num_labels)) after 30% of the steps."""
     lengths = [len(f.input_ids) for f in features]
-    return Trainer(model, args, features, collate, lengths=lengths).train()
+    check = common.chance_check(model.num_labels)
+    return Trainer(model, args, features, collate, lengths=lengths,
+                   callbacks=[check] if check else []).train()
 
 
 def logits_in_order(model, features, batch_size: int, device="auto", precision="fp32",
@@ -150,7 +154,9 @@ class ClassificationTask:
     def train_data(self) -> common.TrainData:
         examples = self._read.pop("train", None) or self.examples("train")
         features = self.features(examples)
-        return common.TrainData(features, collate, len(examples), [len(f.input_ids) for f in features])
+        check = common.chance_check(self.processor.num_labels)
+        return common.TrainData(features, collate, len(examples), [len(f.input_ids) for f in features],
+                                [check] if check else [])
 
     def save(self, model, output_dir: str, vocab_file) -> None:
         save(model, output_dir, self.processor.get_labels(), vocab_file)

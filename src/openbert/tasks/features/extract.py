@@ -241,7 +241,8 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
 def load_encoder(init_checkpoint: str, bert_config_file: str | None = None, vocab_file: str | None = None,
                  do_lower_case: bool = True, max_seq_length: int | None = None,
                  allow_unused: bool = False):
-    """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / folder, HF or openbert folder).
+    """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / folder, HF or openbert folder,
+    or a model name such as ``minilm-l6``, fetched on first use).
 
     The config and vocab are found beside the checkpoint unless given; ``max_seq_length`` is
     checked against the model when given (``allow_unused``: see

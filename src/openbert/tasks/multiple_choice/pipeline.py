@@ -111,7 +111,11 @@ class MultipleChoiceTask:
 
     def train_data(self) -> common.TrainData:
         features = self.features("train")
-        return common.TrainData(features, collate, len(features), [length(f) for f in features])
+        counts = [len(f.input_ids) for f in features]  # choices per question
+        check = common.chance_check(float(np.exp(np.mean(np.log(counts)))) if counts else 0,
+                                    "the loss of a uniform guess over each question's choices")
+        return common.TrainData(features, collate, len(features), [length(f) for f in features],
+                                [check] if check else [])
 
     def save(self, model, output_dir: str, vocab_file) -> None:
         save_pretrained(model, output_dir, vocab_file=vocab_file)

@@ -239,7 +239,10 @@ class NerTask:
         features = self.features(self.data["train"])
         logger.info("training on %d sentences, %d windows, %d labels (%s)", len(self.data["train"].sentences),
                     len(features), len(self.labels), self.tag_scheme)
-        return common.TrainData(features, collate, len(features), [len(f.input_ids) for f in features])
+        check = common.chance_check(len(self.labels), f"ln({len(self.labels)}), the loss of a uniform guess over "
+                                    f"the {len(self.labels)} tags")
+        return common.TrainData(features, collate, len(features), [len(f.input_ids) for f in features],
+                                [check] if check else [])
 
     def save(self, model, output_dir: str, vocab_file) -> None:
         common.save_with_labels(model, output_dir, self.labels, vocab_file, tag_scheme=self.tag_scheme)

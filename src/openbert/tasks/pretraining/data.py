@@ -33,6 +33,7 @@ import torch
 
 from ...errors import OpenBertError
 from ...io.fileio import expand_input_files
+from ...tokenization.wordpiece import load_vocab
 from ..common import encoder_inputs, pad
 
 logger = logging.getLogger(__name__)
@@ -617,7 +618,7 @@ def create_pretraining_data(input_files: str | Sequence[str], output: str, token
             raise
     else:
         sink = ShardWriter(output, cfg, vocab, do_lower_case=getattr(tokenizer, "do_lower_case", None),
-                           inputs=files)
+                           inputs=files, vocab_file=getattr(tokenizer, "vocab_file", None))
     bar = tqdm(total=sum(os.path.getsize(f) for f in files), unit="B", unit_scale=True,
                disable=not progress, desc="create-pretraining-data")
     ok = False
@@ -712,6 +713,15 @@ class _TFRecordSource:
                 "next_sentence_labels": int(ex["next_sentence_labels"][0])}
 
 
+def _same_vocab(vocab_files: list[str]) -> str | None:
+    """The one vocabulary the shard directories were made with (None when none recorded it)."""
+    for other in vocab_files[1:]:
+        if load_vocab(vocab_files[0]) != load_vocab(other):
+            raise OpenBertError(f"the input was made with different vocabularies ({vocab_files[0]} and "
+                                f"{other}): train on data made with one vocabulary")
+    return vocab_files[0] if vocab_files else None
+
+
 class PretrainingDataset:
     """Map-style dataset over openbert shard directories and/or TFRecord files.
 
@@ -763,6 +773,7 @@ class PretrainingDataset:
         self.subword_ids = next((getattr(s, "subword_ids", None) for s in self.sources
                                  if getattr(s, "subword_ids", None) is not None), None)
         self.meta = next((s.meta for s in self.sources if hasattr(s, "meta")), {})
+        self.vocab_file = _same_vocab([s.vocab_file for s in self.sources if getattr(s, "vocab_file", None)])
 
     def __len__(self) -> int:
         return int(self.starts[-1])

@@ -58,6 +58,20 @@ def dynamic_masking(dataset: PretrainingDataset, vocab_file: str | None, config:
                           seed=options.seed)
 
 
+def vocab_file_for(dataset: PretrainingDataset, vocab_file: str | None = None,
+                   fallback: str | None = None) -> str | None:
+    """The vocabulary saved with the model (fill-mask and extract-features read it): ``vocab_file``
+    (--vocab_file; it must be the one the data was made with when the data records it), else the
+    data's, else ``fallback`` (the one beside --init_checkpoint)."""
+    data_vocab = dataset.vocab_file
+    if vocab_file:
+        if data_vocab and load_vocab(vocab_file) != load_vocab(data_vocab):
+            raise OpenBertError(f"--vocab_file {vocab_file} is not the vocabulary the data was made with "
+                                f"({data_vocab}): leave --vocab_file out, or re-create the data")
+        return vocab_file
+    return data_vocab or fallback
+
+
 class _Prefix:
     """The first ``n`` items of a dataset (the original evaluates the input's first batches)."""
 
@@ -137,8 +151,8 @@ class PretrainingTask:
                                 f"the vocabulary the data was made with")
 
     def build_model(self, path, config: BertConfig) -> BertForPreTraining:
-        if path:
-            return BertForPreTraining.from_pretrained(path, config=config)
+        if path:  # fresh pre-training heads on an encoder-only checkpoint are trained: expected
+            return BertForPreTraining.from_pretrained(path, config=config, fresh_head_expected=True)
         return BertForPreTraining(config)
 
     def train_data(self) -> TrainData:
@@ -147,6 +161,10 @@ class PretrainingTask:
 
     def save(self, model, output_dir: str, vocab_file) -> None:
         save_pretrained(model, output_dir, vocab_file=vocab_file)
+        if vocab_file is None:
+            logger.warning("the data does not record its vocabulary (TFRecord files, or shards made by an "
+                           "older openbert), so %s has no vocab.txt: pass --vocab_file here, or later to "
+                           "fill-mask and extract-features", output_dir)
 
     def evaluate(self, model, global_step: int) -> dict:
         self.dataset.dynamic_masking = None  # evaluation uses the stored masks, as the original

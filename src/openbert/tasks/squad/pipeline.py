@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -127,8 +128,12 @@ class SquadTask:
                                           self.answers.version_2_with_negative,
                                           self.answers.verbose_logging)
         logger.info("%d questions in %d windows", len(examples), len(features))
-        return common.TrainData(features, squad_data.collate_train, len(examples),
-                                [len(f.input_ids) for f in features])
+        lengths = [len(f.input_ids) for f in features]
+        # chance: a uniform guess over each window's positions (batches are padded per length bucket)
+        positions = math.exp(sum(map(math.log, lengths)) / len(lengths))
+        check = common.chance_check(positions, "the loss of a uniform guess over each window's tokens")
+        return common.TrainData(features, squad_data.collate_train, len(examples), lengths,
+                                [check] if check else [])
 
     def save(self, model, output_dir: str, vocab_file) -> None:
         # recorded so that serving knows whether the model may answer "no answer"
