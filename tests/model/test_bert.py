@@ -51,13 +51,15 @@ def _reference_forward(model: BertModel, ids, mask, segs):
     bias = (1.0 - mask[:, None, None, :].float()) * -10000.0
     bsz, seq = ids.shape
     heads = lambda t: t.view(bsz, seq, c.num_attention_heads, -1).transpose(1, 2)  # noqa: E731
-    for layer in model.encoder.layer:
-        s = layer.attention.self
-        q, k, v = heads(s.query(x)), heads(s.key(x)), heads(s.value(x))
+    state = model.state_dict()  # the original names: query / key / value
+    for i, layer in enumerate(model.encoder.layer):
+        proj = lambda t, n: F.linear(t, state[f"encoder.layer.{i}.attention.self.{n}.weight"],  # noqa: E731
+                                     state[f"encoder.layer.{i}.attention.self.{n}.bias"])
+        q, k, v = heads(proj(x, "query")), heads(proj(x, "key")), heads(proj(x, "value"))
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c.head_size) + bias, dim=-1)
         ctx = (probs @ v).transpose(1, 2).reshape(bsz, seq, c.hidden_size)
         a = ln(x + layer.attention.output.dense(ctx), layer.attention.output.LayerNorm)
-        inter = layer.intermediate.dense(a)
+        inter = F.linear(a, layer.intermediate.dense.weight, layer.intermediate.dense.bias)
         inter = 0.5 * inter * (1 + torch.tanh(math.sqrt(2 / math.pi) * (inter + 0.044715 * inter ** 3)))
         x = ln(a + layer.output.dense(inter), layer.output.LayerNorm)
     return x, torch.tanh(model.pooler.dense(x[:, 0]))
@@ -109,19 +111,46 @@ def test_dropout_follows_train_and_eval(tiny_config):
     assert torch.equal(model(ids, mask, segs).sequence_output, model(ids, mask, segs).sequence_output)
 
 
-def test_inference_qkv_cache_follows_weight_updates(tiny_config):
+def test_fused_qkv_keeps_the_original_names_in_the_state_dict(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config)
+    state = model.state_dict()
+    prefix = "encoder.layer.2.attention.self."
+    assert [k for k in state if k.startswith(prefix)] == [
+        prefix + f"{part}.{leaf}" for part in ("query", "key", "value") for leaf in ("weight", "bias")]
+    assert not any(".qkv." in k for k in state)
+    fused = model.encoder.layer[2].attention.self.qkv
+    torch.testing.assert_close(state[prefix + "key.weight"], fused.weight[32:64], atol=0, rtol=0)
+    # loading joins the three again, in order
+    other = BertModel(tiny_config)
+    other.load_state_dict(state)
+    assert torch.equal(other.encoder.layer[2].attention.self.qkv.weight, fused.weight)
+    assert torch.equal(other.encoder.layer[2].attention.self.qkv.bias, fused.bias)
+
+
+def test_weight_updates_take_effect_at_inference(tiny_config):
     torch.manual_seed(0)
     model = BertModel(tiny_config).eval()
     ids, mask, segs = _inputs()
     with torch.no_grad():
         first = model(ids, mask, segs).sequence_output
-        model.encoder.layer[2].attention.self.key.weight.mul_(1.5)  # an in-place update
+        model.encoder.layer[2].attention.self.qkv.weight[32:64].mul_(1.5)  # the key rows, in place
         second = model(ids, mask, segs).sequence_output
-        model.unpad = False
-        reference = model(ids, mask, segs).sequence_output
+        ref, _ = _reference_forward(model, ids, mask, segs)
     assert not torch.allclose(first, second)
     real = mask.bool()
-    torch.testing.assert_close(second[real], reference[real], atol=1e-6, rtol=0)
+    torch.testing.assert_close(second[real], ref[real], atol=1e-5, rtol=0)
+
+
+def test_a_head_initialises_each_parameter_once(tiny_config, monkeypatch):
+    import openbert.model.bert as modeling
+
+    filled = []
+    real = modeling.truncated_normal_
+    monkeypatch.setattr(modeling, "truncated_normal_", lambda t, std: filled.append(t) or real(t, std))
+    model = BertForPreTraining(tiny_config)
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight") and "LayerNorm" not in n]
+    assert len(filled) == len(weights) and {id(t) for t in filled} == {id(p) for p in weights}
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
@@ -132,7 +161,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
         model = BertModel(tiny_config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
         model.set_gradient_checkpointing(enabled)
         model(ids, mask, segs).sequence_output.pow(2).sum().backward()
-        grads.append(model.encoder.layer[0].attention.self.query.weight.grad.clone())
+        grads.append(model.encoder.layer[0].attention.self.qkv.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
 
 

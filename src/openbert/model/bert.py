@@ -1,8 +1,11 @@
 """The BERT encoder and its heads, in the style of the original modeling.py; the behaviour is the
 contract of docs/faithfulness.md, "Model".
 
-Parameter names follow the de-facto torch convention (``bert.encoder.layer.N.attention.self.query
-.weight``); :mod:`openbert.checkpoints.names` maps them 1:1 to the original TF names.
+Each module owns its forward and reads like the math (:class:`BertLayer` composes attention,
+intermediate and output). State-dict names follow the de-facto torch convention
+(``bert.encoder.layer.N.attention.self.query.weight``); :mod:`openbert.checkpoints.names` maps them
+1:1 to the original TF names. query/key/value are held as one fused dense layer (see
+:class:`BertSelfAttention`) whose state dict keeps the three names.
 
 Shapes: B = batch, S = sequence length, H = hidden size, N = heads, D = H / N, P = masked positions,
 T = real (non-padding) tokens in the batch.
@@ -26,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
 from ..errors import OpenBertError
-from .dense import linear
+from .dense import Dense, linear
 
 logger = logging.getLogger(__name__)
 
@@ -160,44 +163,108 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
+    """Multi-head self-attention: softmax(q k^T / sqrt(D) + bias) v per head, dropout on the
+    probabilities; x [B, S, H] or [T, H] -> context, same shape.
+
+    query, key and value are one fused dense layer ``qkv`` (weight [3H, H]: query rows, then key,
+    then value), so the three projections are one matrix product. Its state dict still holds
+    ``query.weight``, ``query.bias``, ``key.*`` and ``value.*`` (the original and HF names):
+    ``state_dict()`` splits ``qkv`` and ``load_state_dict`` joins the three again.
+    """
+
+    _PARTS = ("query", "key", "value")
+
     def __init__(self, config: BertConfig):
         super().__init__()
         h = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
-        self.query = nn.Linear(h, h)
-        self.key = nn.Linear(h, h)
-        self.value = nn.Linear(h, h)
+        self.qkv = Dense(h, 3 * h)
         self.dropout_p = config.attention_probs_dropout_prob
+        self.register_state_dict_post_hook(_split_qkv)
+        self.register_load_state_dict_pre_hook(_join_qkv)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
+                unpadding: _Unpadding | None = None) -> torch.Tensor:
+        qkv = self.qkv(x)  # [B, S, 3H] or [T, 3H]
+        if unpadding is not None:
+            qkv = unpadding.pad(qkv)  # [B, S, 3H]
+        bsz, seq_len, _ = qkv.shape
+        # [B, S, 3, N, D] -> 3 x [B, N, S, D]
+        q, k, v = qkv.view(bsz, seq_len, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None if attn_bias is None else attn_bias.to(q.dtype)  # a no-op unless under autocast
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
+        ctx = ctx.transpose(1, 2).reshape(bsz, seq_len, self.num_heads * self.head_size)  # [B, S, H]
+        return ctx if unpadding is None else unpadding.unpad(ctx)  # [T, H] when unpadded
+
+
+def _split_qkv(module: BertSelfAttention, state: dict, prefix: str, local_metadata) -> None:
+    """state_dict hook: ``qkv.weight`` / ``qkv.bias`` -> ``query.*``, ``key.*``, ``value.*``."""
+    weight, bias = state.pop(prefix + "qkv.weight"), state.pop(prefix + "qkv.bias")
+    for part, w, b in zip(module._PARTS, weight.chunk(3), bias.chunk(3)):
+        state[f"{prefix}{part}.weight"], state[f"{prefix}{part}.bias"] = w, b
+
+
+def _join_qkv(module: BertSelfAttention, state: dict, prefix: str, *args) -> None:
+    """load_state_dict hook: ``query.*``, ``key.*``, ``value.*`` -> ``qkv.weight`` / ``qkv.bias``
+    (when all three are there; otherwise they are left to be reported as unexpected)."""
+    for leaf in ("weight", "bias"):
+        names = [f"{prefix}{part}.{leaf}" for part in module._PARTS]
+        if all(n in state for n in names):
+            state[f"{prefix}qkv.{leaf}"] = torch.cat([state.pop(n) for n in names], 0)
 
 
 class BertSelfOutput(nn.Module):
+    """a = LayerNorm(x + dropout(dense(context)))."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Dense(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
+    def forward(self, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(x + self.dropout(self.dense(context)))
+
 
 class BertAttention(nn.Module):
+    """Self-attention and its output projection with the residual: x -> a."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
+                unpadding: _Unpadding | None = None) -> torch.Tensor:
+        return self.output(self.self(x, attn_bias, unpadding), x)
+
 
 class BertIntermediate(nn.Module):
+    """act(dense(a)) to the intermediate size; a GELU is fused into the product."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        gelu = config.gelu_form if config.hidden_act == "gelu" else None
+        self.dense = Dense(config.hidden_size, config.intermediate_size, gelu=gelu)
+        self.act = nn.Identity() if gelu else get_activation(config)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(a))
 
 
 class BertOutputLayer(nn.Module):
+    """h = LayerNorm(a + dropout(dense(intermediate)))."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dense = Dense(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, intermediate: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(a + self.dropout(self.dense(intermediate)))
 
 
 class BertLayer(nn.Module):
@@ -213,52 +280,11 @@ class BertLayer(nn.Module):
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
         self.output = BertOutputLayer(config)
-        self.act = get_activation(config)
-        self.gelu = config.gelu_form if config.hidden_act == "gelu" else None
-
-    def _qkv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """query/key/value stacked: weight [3H, H], bias [3H] (one matmul instead of three).
-
-        Without autograd (inference) the stacked copy is kept and reused until a weight changes
-        (checked by storage and in-place version counter), so inference does not re-concatenate.
-        """
-        s = self.attention.self
-        params = (s.query.weight, s.key.weight, s.value.weight, s.query.bias, s.key.bias, s.value.bias)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            return torch.cat(params[:3], 0), torch.cat(params[3:], 0)
-        key = tuple((p.data_ptr(), p.dtype, p._version) for p in params)
-        cached = self.__dict__.get("_qkv_cache")
-        if cached is None or cached[0] != key:
-            with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable later
-                cached = (key, torch.cat(params[:3], 0), torch.cat(params[3:], 0))
-            self.__dict__["_qkv_cache"] = cached
-        return cached[1], cached[2]
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
                 unpadding: _Unpadding | None = None) -> torch.Tensor:
-        s = self.attention.self
-        w, b = self._qkv_weight()
-        qkv = linear(x, w, b)  # [B, S, 3H] or [T, 3H]
-        if unpadding is not None:
-            qkv = unpadding.pad(qkv)  # [B, S, 3H]
-        bsz, seq_len, _ = qkv.shape
-        # [B, S, 3, N, D] -> 3 x [B, N, S, D]
-        q, k, v = qkv.view(bsz, seq_len, 3, s.num_heads, s.head_size).permute(2, 0, 3, 1, 4).unbind(0)
-        ctx = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=None if attn_bias is None else attn_bias.to(q.dtype),
-            dropout_p=s.dropout_p if self.training else 0.0)  # [B, N, S, D]
-        ctx = ctx.transpose(1, 2).reshape(bsz, seq_len, s.num_heads * s.head_size)  # [B, S, H]
-        if unpadding is not None:
-            ctx = unpadding.unpad(ctx)  # [T, H]
-        o = self.attention.output
-        a = o.LayerNorm(x + o.dropout(linear(ctx, o.dense.weight, o.dense.bias)))
-        i = self.intermediate.dense
-        if self.gelu is not None:
-            inter = linear(a, i.weight, i.bias, gelu=self.gelu)
-        else:
-            inter = self.act(linear(a, i.weight, i.bias))
-        out = self.output
-        return out.LayerNorm(a + out.dropout(linear(inter, out.dense.weight, out.dense.bias)))
+        a = self.attention(x, attn_bias, unpadding)
+        return self.output(self.intermediate(a), a)
 
 
 class BertEncoder(nn.Module):
@@ -292,11 +318,10 @@ class BertPooler(nn.Module):
 class BertPreTrainedModel(nn.Module):
     """Common base: initialisation (docs/faithfulness.md), ``from_pretrained`` / ``save_pretrained``.
 
-    Subclasses name the TF/HF head tensors they own in ``head_prefixes`` so that a checkpoint
-    without them (fine-tuning from pre-training) gets a fresh, logged head.
+    Each parameter is initialised once: :class:`BertModel` initialises the encoder when it is
+    built, and a model with a head initialises only its head (:meth:`init_head`).
     """
 
-    head_prefixes: tuple[str, ...] = ()
     hf_architecture: str = "BertModel"
 
     def __init__(self, config: BertConfig):
@@ -321,6 +346,10 @@ class BertPreTrainedModel(nn.Module):
                     truncated_normal_(p, std)
                 else:  # Linear biases, the LM output bias
                     p.zero_()
+
+    def init_head(self) -> None:
+        """Initialise the parameters outside the encoder ``bert`` (which initialised itself)."""
+        self.init_weights(only={n for n, _ in self.named_parameters() if not n.startswith("bert.")})
 
     def loss_weights(self, **batch) -> dict[str, torch.Tensor]:
         """{term name: weight} of the loss terms that ``forward(**batch)`` returns, from the labels
@@ -460,14 +489,13 @@ class BertForPreTraining(BertPreTrainedModel):
     ``masked_lm_positions`` the LM head runs on every position.
     """
 
-    head_prefixes = ("cls.",)
     hf_architecture = "BertForPreTraining"
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
         self.cls = BertPreTrainingHeads(config)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_positions=None,
                 masked_lm_ids=None, masked_lm_weights=None, next_sentence_labels=None) -> BertOutput:
@@ -508,7 +536,6 @@ class BertForPreTraining(BertPreTrainedModel):
 class BertForSequenceClassification(BertPreTrainedModel):
     """dropout(pooled) -> Linear(H, num_labels). num_labels == 1 is regression (MSE loss)."""
 
-    head_prefixes = ("classifier.",)
     hf_architecture = "BertForSequenceClassification"
 
     def __init__(self, config: BertConfig, num_labels: int = 2):
@@ -517,7 +544,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
         out = self.bert(input_ids, input_mask, segment_ids)
@@ -537,14 +564,13 @@ class BertForSequenceClassification(BertPreTrainedModel):
 class BertForQuestionAnswering(BertPreTrainedModel):
     """Span head on every token: Linear(H, 2) -> start/end logits; loss (CE(start) + CE(end)) / 2."""
 
-    head_prefixes = ("qa_outputs.",)
     hf_architecture = "BertForQuestionAnswering"
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, start_positions=None,
                 end_positions=None) -> BertOutput:
@@ -566,7 +592,6 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 class BertForTokenClassification(BertPreTrainedModel):
     """dropout(sequence) -> Linear(H, num_labels) per token; labels -100 are ignored."""
 
-    head_prefixes = ("classifier.",)
     hf_architecture = "BertForTokenClassification"
 
     def __init__(self, config: BertConfig, num_labels: int = 2):
@@ -575,7 +600,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
         out = self.bert(input_ids, input_mask, segment_ids)
@@ -595,7 +620,6 @@ class BertForTokenClassification(BertPreTrainedModel):
 class BertForMultipleChoice(BertPreTrainedModel):
     """Inputs [B, C, S]; each choice scored by Linear(H, 1) on its pooled output -> logits [B, C]."""
 
-    head_prefixes = ("classifier.",)
     hf_architecture = "BertForMultipleChoice"
 
     def __init__(self, config: BertConfig):
@@ -603,7 +627,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
         bsz, choices, seq_len = input_ids.shape
@@ -617,8 +641,3 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     def loss_weights(self, labels=None, **_) -> dict[str, torch.Tensor]:
         return {} if labels is None else {"multiple_choice": num_examples(labels)}
-
-
-MODEL_CLASSES = {c.__name__: c for c in (BertModel, BertForPreTraining, BertForSequenceClassification,
-                                         BertForQuestionAnswering, BertForTokenClassification,
-                                         BertForMultipleChoice)}
