@@ -302,3 +302,57 @@ def test_loss_terms_sum_to_the_loss_and_carry_the_weights_of_loss_weights(tiny_c
     out = mc(ids.view(3, 1, 8).expand(3, 2, 8), labels=torch.tensor([0, 1, 1]))
     assert float(out.loss_terms["multiple_choice"].weight) == 3.0
     assert BertModel(tiny_config).loss_weights(labels=torch.tensor([1])) == {}
+
+
+# ---- inference dtype and torch.compile ----------------------------------------------------------
+def test_bf16_inference_cast_keeps_embeddings_and_layernorm_in_float32(tiny_config):
+    torch.manual_seed(0)
+    model = BertForPreTraining(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    with torch.no_grad():
+        ref = model(ids, mask, segs)
+        model.to_inference_dtype(torch.bfloat16)
+        out = model(ids, mask, segs)
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert dtypes["bert.encoder.layer.0.attention.self.qkv.weight"] == torch.bfloat16
+    assert dtypes["bert.pooler.dense.bias"] == torch.bfloat16
+    assert dtypes["bert.embeddings.word_embeddings.weight"] == torch.float32
+    assert dtypes["bert.encoder.layer.0.output.LayerNorm.weight"] == torch.float32
+    assert dtypes["cls.predictions.bias"] == torch.float32
+    assert out.embedding_output.dtype == torch.float32 and out.sequence_output.dtype == torch.bfloat16
+    assert out.masked_lm_logits.dtype == torch.float32  # the tied decoder stays float32
+    real = mask.bool()
+    diff = (out.sequence_output.float() - ref.sequence_output)[real].abs()
+    assert diff.max() < 0.1 and diff.mean() < 0.02
+    assert (out.masked_lm_logits - ref.masked_lm_logits).abs().max() < 0.1
+
+
+def _compiled_matches_eager(model, ids, mask, segs, atol, **options):
+    with torch.no_grad():
+        eager = model(ids, mask, segs)
+        compiled = torch.compile(model, options=options)(ids, mask, segs)
+    real = mask.bool()
+    torch.testing.assert_close(compiled.sequence_output[real].float(), eager.sequence_output[real].float(),
+                               atol=atol, rtol=0)
+    torch.testing.assert_close(compiled.pooled_output.float(), eager.pooled_output.float(), atol=atol, rtol=0)
+
+
+def test_torch_compile_matches_eager_fp32(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config.replace(num_hidden_layers=1)).eval()
+    _compiled_matches_eager(model, *_inputs(batch=3), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cast", [True, False], ids=["bf16-weights", "bf16-autocast"])
+def test_torch_compile_matches_eager_bf16(tiny_config, cast):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config.replace(num_hidden_layers=2)).eval()
+    inputs = _inputs(batch=3)
+    if cast:
+        model.to_inference_dtype(torch.bfloat16)
+        _compiled_matches_eager(model, *inputs, atol=1e-4, emulate_precision_casts=True)
+        _compiled_matches_eager(model, *inputs, atol=0.05)  # default options: bf16 rounding apart
+    else:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _compiled_matches_eager(model, *inputs, atol=1e-4, emulate_precision_casts=True)

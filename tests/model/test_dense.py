@@ -8,7 +8,14 @@ import torch.nn.functional as F
 
 from openbert.model import dense
 
-needs_onednn = pytest.mark.skipif(not dense.onednn_enabled(), reason="no oneDNN linear in this build")
+needs_onednn = pytest.mark.skipif(not dense._probe(), reason="no oneDNN linear in this build")
+
+
+@pytest.fixture
+def onednn_on(monkeypatch):
+    """The oneDNN path on whatever the CPU (by default it is on only where it is the faster one)."""
+    monkeypatch.setitem(dense._state, "enabled", True)
+    assert dense.onednn_enabled()
 
 
 @pytest.fixture
@@ -23,7 +30,7 @@ def tensors():
 @needs_onednn
 @pytest.mark.parametrize("gelu", [None, "tanh", "erf"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_forward_equals_f_linear(tensors, gelu, with_bias):
+def test_forward_equals_f_linear(tensors, gelu, with_bias, onednn_on):
     x, w, b = tensors
     b = b if with_bias else None
     want = F.linear(x, w, b)
@@ -48,6 +55,14 @@ def test_training_takes_f_linear_with_its_gradients(tensors, gelu):
     wr = w.clone().requires_grad_()
     F.linear(x, wr, b).sum().backward() if gelu is None else F.gelu(F.linear(x, wr, b)).sum().backward()
     assert torch.equal(wi.grad, wr.grad)
+
+
+def test_default_follows_the_cpu(monkeypatch):
+    monkeypatch.setitem(dense._state, "enabled", None)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not dense.onednn_enabled()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert dense.onednn_enabled() == dense._probe()
 
 
 def test_falls_back_to_f_linear(tensors, monkeypatch):

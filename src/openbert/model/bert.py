@@ -293,6 +293,11 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the dense layers (float32 unless cast for inference)."""
+        return self.layer[0].attention.self.qkv.weight.dtype
+
     def forward(self, x, attn_bias, unpadding=None) -> list[torch.Tensor]:
         layers = []
         for layer in self.layer:
@@ -357,6 +362,18 @@ class BertPreTrainedModel(nn.Module):
         the first backward, so that each term is normalised by the whole batch's weight."""
         return {}
 
+    def to_inference_dtype(self, dtype: torch.dtype = torch.bfloat16):
+        """Cast the dense layers' weights and biases to ``dtype`` (once, in place) for inference.
+
+        Embedding tables and LayerNorm parameters stay float32: the embeddings are summed and
+        normalised in float32 and handed to the encoder in ``dtype``; LayerNorm accumulates in
+        float32 on ``dtype`` inputs, as does attention's softmax. Returns the model.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                module.to(dtype)
+        return self
+
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         for m in self.modules():
             if isinstance(m, BertEncoder):
@@ -417,15 +434,15 @@ class BertModel(BertPreTrainedModel):
                                 f"{self.config.max_position_embeddings} of this model; use a "
                                 f"--max_seq_length of at most {self.config.max_position_embeddings}")
         emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
+        x = emb.to(self.encoder.dtype)  # a no-op unless the dense layers were cast for inference
         full = bool(input_mask.all())
         # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
-        attn_bias = None if full else _attention_bias(input_mask, emb.dtype)
+        attn_bias = None if full else _attention_bias(input_mask, x.dtype)
         unpadding = None
-        x = emb
         if self.unpad and not full:
             flat = input_mask.reshape(-1)
             unpadding = _Unpadding(torch.nonzero(flat, as_tuple=False).squeeze(1), bsz, seq_len)
-            x = unpadding.unpad(emb)  # [T, H]
+            x = unpadding.unpad(x)  # [T, H]
         layers = self.encoder(x, attn_bias, unpadding)
         sequence_output = unpadding.pad(layers[-1]) if unpadding is not None else layers[-1]
         pooled = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
@@ -456,7 +473,8 @@ class BertLMPredictionHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, x, word_embeddings: torch.Tensor):
-        return linear(self.transform(x), word_embeddings, self.bias)
+        h = self.transform(x).to(word_embeddings.dtype)  # float32 logits also for a cast model
+        return linear(h, word_embeddings, self.bias)
 
 
 class BertPreTrainingHeads(nn.Module):

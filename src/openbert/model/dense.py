@@ -1,14 +1,16 @@
 """Dense layers: ``y = act(x @ weight.T + bias)``, through oneDNN on the CPU at inference.
 
-Without autograd (feature extraction, evaluation, prediction), :func:`linear` sends CPU fp32
-products to oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's own
-compiler emits for CPU linears) with a GELU fused into the product; on the CPU this is faster than
-``F.linear``'s BLAS path (docs/model.md). Everything else (training, other devices, other dtypes,
-CPU autocast, code being traced by ``torch.compile``, a torch build without oneDNN) goes to
-``F.linear``. Results equal ``F.linear``'s up to summation order.
+Without autograd (feature extraction, evaluation, prediction), on CPUs with AVX-512, :func:`linear`
+sends fp32 products to oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's
+own compiler emits for CPU linears) with a GELU fused into the product. Which of oneDNN and
+``F.linear``'s BLAS (MKL in the official builds) is faster depends on the CPU (docs/model.md):
+oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the oneDNN path is on by default only where
+``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
+devices, other dtypes, CPU autocast, code being traced by ``torch.compile``, a torch build without
+oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to summation order.
 
-``set_onednn(False)`` (or the environment variable ``OPENBERT_ONEDNN=0``) turns the oneDNN path
-off; :func:`onednn_enabled` says whether it is on.
+``set_onednn(True / False / None)`` (or the environment variable ``OPENBERT_ONEDNN=1`` / ``0``)
+turns the oneDNN path on or off (None: by CPU); :func:`onednn_enabled` says whether it is on.
 
     linear(x [..., in], weight [out, in], bias [out] | None, gelu=None | "tanh" | "erf")
         -> [..., out]
@@ -22,17 +24,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_state: dict = {"enabled": os.environ.get("OPENBERT_ONEDNN", "1") != "0", "works": None}
+_ENV = os.environ.get("OPENBERT_ONEDNN")
+_state: dict = {"enabled": None if _ENV is None else _ENV != "0", "works": None}
 
 
-def set_onednn(enabled: bool) -> None:
-    """Use oneDNN for CPU fp32 dense layers at inference (True, the default where it works) or F.linear."""
-    _state["enabled"] = bool(enabled)
+def set_onednn(enabled: bool | None) -> None:
+    """oneDNN for CPU fp32 dense layers at inference: True (where the kernel works), False
+    (F.linear), None (the default: on CPUs with AVX-512)."""
+    _state["enabled"] = None if enabled is None else bool(enabled)
+
+
+def _fast_on_this_cpu() -> bool:
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def onednn_enabled() -> bool:
     """Whether CPU fp32 dense layers at inference go through oneDNN in this process."""
-    if not _state["enabled"]:
+    enabled = _state["enabled"]
+    if enabled is False or (enabled is None and not _fast_on_this_cpu()):
         return False
     if _state["works"] is None:
         _state["works"] = _probe()
