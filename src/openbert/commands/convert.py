@@ -2,11 +2,16 @@
 
   openbert convert --input uncased_L-12_H-768_A-12/bert_model.ckpt --output bert-base-hf
   openbert convert --input bert-base-hf --output bert-base-tf --to tf
+  openbert convert --input bert-base-hf --output bert-base-onnx --to onnx
+
 
 TF -> HF writes config.json, bert_config.json, model.safetensors and vocab.txt (loadable by
 openbert and by HF transformers). HF/openbert -> TF writes bert_config.json, vocab.txt,
 bert_model.ckpt.index / .data-00000-of-00001 and the `checkpoint` file, as the Google release.
 Tensors are copied exactly (TF kernels transposed); optimizer slots and global_step are dropped.
+--to onnx writes model.onnx (the encoder, or the model with the head the checkpoint carries;
+--head chooses), config.json, bert_config.json and vocab.txt (see openbert.checkpoints.onnx; needs
+``pip install openbert[onnx]``).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import os
 
 import torch
 
+from ..checkpoints import onnx
 from ..checkpoints import pretrained as checkpoints
 from ..checkpoints.names import tf_name
 from ..errors import OpenBertError
@@ -27,8 +33,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", required=True,
                         help="TF prefix (.../bert_model.ckpt), TF folder, HF or openbert folder, or weights file")
     parser.add_argument("--output", required=True, help="folder to write (created if needed)")
-    parser.add_argument("--to", choices=["hf", "tf"], default=None,
+    parser.add_argument("--to", choices=["hf", "tf", "onnx"], default=None,
                         help="target layout (default: hf for a TF input, tf otherwise)")
+    parser.add_argument("--head", choices=["auto", *onnx.HEADS], default="auto",
+                        help="--to onnx: what to export (auto: the head the checkpoint carries, else the encoder)")
     parser.add_argument("--bert_config_file", default=None,
                         help="config of the input (default: bert_config.json / config.json beside it)")
     parser.add_argument("--vocab_file", default=None, help="vocab.txt to copy (default: the one beside the input)")
@@ -67,6 +75,15 @@ def run(args) -> int:
     vocab = args.vocab_file or checkpoints.find_vocab(src)
     if vocab is None:
         logger.warning("no vocab.txt beside %s and no --vocab_file: the output has no vocabulary", src)
+    if to == "onnx":
+        head = onnx.head_of_checkpoint(state, src) if args.head == "auto" else args.head
+        del state
+        model = onnx.HEADS[head][0].from_pretrained(src, config=config)
+        written = onnx.export_onnx(model, out, head, vocab)
+        print(f"exported {type(model).__name__} ({head}) from {source} to ONNX: {written}")
+        return 0
+    if args.head != "auto":
+        raise OpenBertError("--head applies to --to onnx only")
     if to == "hf":
         checkpoints.write_hf_folder(state, config, out, vocab)
         written = os.path.join(out, "model.safetensors")

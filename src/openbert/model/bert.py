@@ -435,11 +435,13 @@ class BertModel(BertPreTrainedModel):
                                 f"--max_seq_length of at most {self.config.max_position_embeddings}")
         emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
         x = emb.to(self.encoder.dtype)  # a no-op unless the dense layers were cast for inference
-        full = bool(input_mask.all())
+        # torch.export (ONNX) traces shapes, not values: the padded path, always masked
+        exporting = torch.compiler.is_exporting()
+        full = not exporting and bool(input_mask.all())
         # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
         attn_bias = None if full else _attention_bias(input_mask, x.dtype)
         unpadding = None
-        if self.unpad and not full:
+        if self.unpad and not full and not exporting:
             flat = input_mask.reshape(-1)
             unpadding = _Unpadding(torch.nonzero(flat, as_tuple=False).squeeze(1), bsz, seq_len)
             x = unpadding.unpad(x)  # [T, H]

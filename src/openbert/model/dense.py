@@ -6,8 +6,9 @@ own compiler emits for CPU linears) with a GELU fused into the product. Which of
 ``F.linear``'s BLAS (MKL in the official builds) is faster depends on the CPU (docs/model.md):
 oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the oneDNN path is on by default only where
 ``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
-devices, other dtypes, CPU autocast, code being traced by ``torch.compile``, a torch build without
-oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to summation order.
+devices, other dtypes, CPU autocast, code traced by ``torch.compile`` or ``torch.export``, a
+torch build without oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to summation
+order.
 
 ``set_onednn(True / False / None)`` (or the environment variable ``OPENBERT_ONEDNN=1`` / ``0``)
 turns the oneDNN path on or off (None: by CPU); :func:`onednn_enabled` says whether it is on.
@@ -76,8 +77,8 @@ def _gelu(y: torch.Tensor, form: str) -> torch.Tensor:
 
 
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    if torch.compiler.is_compiling():  # the compiler picks its own kernels (oneDNN ones included)
-        return False
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return False  # the compiler picks its own kernels (oneDNN ones included); ONNX has F.linear
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
