@@ -72,8 +72,12 @@ def test_falls_back_to_f_linear(tensors, monkeypatch):
     # CPU autocast keeps its bf16 products
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert dense.linear(x, w, b).dtype == torch.bfloat16
-    # switched off: exactly F.linear
+    # switched off: exactly F.linear (the GELU in place at inference, out of place with autograd)
     monkeypatch.setitem(dense._state, "enabled", False)
     assert not dense.onednn_enabled()
     assert torch.equal(dense.linear(x, w, b), F.linear(x, w, b))
-    assert torch.equal(dense.linear(x, w, b, gelu="tanh"), F.gelu(F.linear(x, w, b), approximate="tanh"))
+    for form in ("tanh", "none"):
+        want = F.gelu(F.linear(x, w, b), approximate=form)
+        assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)
+        with torch.inference_mode():
+            assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)

@@ -32,7 +32,8 @@ from ..common import (check_max_seq_length, default_max_seq_length, encoder_inpu
 SEPARATOR = "|||"
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
 POOLINGS = ("none", "cls", "mean")
-FAST_TOKENIZER_MIN = 256  # fewer examples than this are tokenized one at a time (same tokens)
+# fewer examples than this are tokenized one at a time (same tokens), unless the fast engine is built
+FAST_TOKENIZER_MIN = 256
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,14 +117,15 @@ def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length
                      chunk: int = 2048) -> Iterator[InputFeature]:
     """Stream features, tokenizing ``chunk`` examples at a time with the fast batch path
     (``tokenizer.tokenize_batch``, same tokens as ``tokenize``) when the tokenizer has one and the
-    block is large enough to repay building its tables."""
+    block is large enough to repay building its tables (or they are built already)."""
     if max_seq_length < 3:
         raise OpenBertError(f"--max_seq_length={max_seq_length} leaves no room for text next to "
                             f"[CLS] and [SEP]; use at least 3")
     batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
     examples = iter(examples)
     while block := list(itertools.islice(examples, chunk)):
-        if batch_tokenize is None or len(block) < FAST_TOKENIZER_MIN:
+        if batch_tokenize is None or (len(block) < FAST_TOKENIZER_MIN
+                                      and not getattr(tokenizer, "fast_built", False)):
             yield from (convert_example(e, tokenizer, max_seq_length) for e in block)
             continue
         pairs = [e for e in block if e.text_b]
