@@ -166,10 +166,10 @@ def export_hf_onnx(folder: Path, path: Path) -> Path:
                            token_type_ids=token_type_ids).last_hidden_state
 
     model = Positional().eval()
-    ids = torch.ones(2, 16, dtype=torch.long)
+    example = tuple(torch.full((2, 16), v, dtype=torch.long) for v in (1, 1, 0))  # distinct tensors
     axes = {0: "batch", 1: "sequence"}
     with torch.no_grad():
-        torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(path), dynamo=False,
+        torch.onnx.export(model, example, str(path), dynamo=False,
                           input_names=["input_ids", "attention_mask", "token_type_ids"],
                           output_names=["last_hidden_state"], opset_version=17,
                           dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
@@ -185,11 +185,10 @@ class ORTEngine(PaddedEngine):
 
         config = BertConfig.from_json_file(folder / "config.json")
         fused_path = onnx_path.with_suffix(".fused.onnx")
-        if not fused_path.is_file():
-            opt = optimize_model(str(onnx_path), model_type="bert", num_heads=config.num_attention_heads,
-                                 hidden_size=config.hidden_size)
-            self.fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
-            opt.save_model_to_file(str(fused_path))
+        opt = optimize_model(str(onnx_path), model_type="bert", num_heads=config.num_attention_heads,
+                             hidden_size=config.hidden_size)
+        self.fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+        opt.save_model_to_file(str(fused_path))
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1

@@ -407,6 +407,17 @@ def _attention_bias(input_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tenso
     return ((1.0 - input_mask[:, None, None, :].to(torch.float32)) * -10000.0).to(dtype)
 
 
+@torch.compiler.disable  # depends on the mask's values: runs eagerly under torch.compile
+def _padding(input_mask: torch.Tensor, unpad: bool) -> tuple[bool, _Unpadding | None]:
+    """[B, S] mask -> (no padding at all?, where the real tokens are when the encoder unpads)."""
+    if bool(input_mask.all()):
+        return True, None
+    if not unpad:
+        return False, None
+    bsz, seq_len = input_mask.shape
+    return False, _Unpadding(torch.nonzero(input_mask.reshape(-1)).squeeze(1), bsz, seq_len)
+
+
 class BertModel(BertPreTrainedModel):
     """The encoder: embeddings, ``num_hidden_layers`` layers, pooler.
 
@@ -428,7 +439,7 @@ class BertModel(BertPreTrainedModel):
             input_mask = torch.ones_like(input_ids)
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
-        bsz, seq_len = input_ids.shape
+        seq_len = input_ids.shape[1]
         if seq_len > self.config.max_position_embeddings:
             raise OpenBertError(f"sequence length {seq_len} > max_position_embeddings "
                                 f"{self.config.max_position_embeddings} of this model; use a "
@@ -436,14 +447,10 @@ class BertModel(BertPreTrainedModel):
         emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
         x = emb.to(self.encoder.dtype)  # a no-op unless the dense layers were cast for inference
         # torch.export (ONNX) traces shapes, not values: the padded path, always masked
-        exporting = torch.compiler.is_exporting()
-        full = not exporting and bool(input_mask.all())
+        full, unpadding = (False, None) if torch.compiler.is_exporting() else _padding(input_mask, self.unpad)
         # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
         attn_bias = None if full else _attention_bias(input_mask, x.dtype)
-        unpadding = None
-        if self.unpad and not full and not exporting:
-            flat = input_mask.reshape(-1)
-            unpadding = _Unpadding(torch.nonzero(flat, as_tuple=False).squeeze(1), bsz, seq_len)
+        if unpadding is not None:
             x = unpadding.unpad(x)  # [T, H]
         layers = self.encoder(x, attn_bias, unpadding)
         sequence_output = unpadding.pad(layers[-1]) if unpadding is not None else layers[-1]
