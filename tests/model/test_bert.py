@@ -51,13 +51,15 @@ def _reference_forward(model: BertModel, ids, mask, segs):
     bias = (1.0 - mask[:, None, None, :].float()) * -10000.0
     bsz, seq = ids.shape
     heads = lambda t: t.view(bsz, seq, c.num_attention_heads, -1).transpose(1, 2)  # noqa: E731
-    for layer in model.encoder.layer:
-        s = layer.attention.self
-        q, k, v = heads(s.query(x)), heads(s.key(x)), heads(s.value(x))
+    state = model.state_dict()  # the original names: query / key / value
+    for i, layer in enumerate(model.encoder.layer):
+        proj = lambda t, n: F.linear(t, state[f"encoder.layer.{i}.attention.self.{n}.weight"],  # noqa: E731
+                                     state[f"encoder.layer.{i}.attention.self.{n}.bias"])
+        q, k, v = heads(proj(x, "query")), heads(proj(x, "key")), heads(proj(x, "value"))
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c.head_size) + bias, dim=-1)
         ctx = (probs @ v).transpose(1, 2).reshape(bsz, seq, c.hidden_size)
         a = ln(x + layer.attention.output.dense(ctx), layer.attention.output.LayerNorm)
-        inter = layer.intermediate.dense(a)
+        inter = F.linear(a, layer.intermediate.dense.weight, layer.intermediate.dense.bias)
         inter = 0.5 * inter * (1 + torch.tanh(math.sqrt(2 / math.pi) * (inter + 0.044715 * inter ** 3)))
         x = ln(a + layer.output.dense(inter), layer.output.LayerNorm)
     return x, torch.tanh(model.pooler.dense(x[:, 0]))
@@ -109,19 +111,46 @@ def test_dropout_follows_train_and_eval(tiny_config):
     assert torch.equal(model(ids, mask, segs).sequence_output, model(ids, mask, segs).sequence_output)
 
 
-def test_inference_qkv_cache_follows_weight_updates(tiny_config):
+def test_fused_qkv_keeps_the_original_names_in_the_state_dict(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config)
+    state = model.state_dict()
+    prefix = "encoder.layer.2.attention.self."
+    assert [k for k in state if k.startswith(prefix)] == [
+        prefix + f"{part}.{leaf}" for part in ("query", "key", "value") for leaf in ("weight", "bias")]
+    assert not any(".qkv." in k for k in state)
+    fused = model.encoder.layer[2].attention.self.qkv
+    torch.testing.assert_close(state[prefix + "key.weight"], fused.weight[32:64], atol=0, rtol=0)
+    # loading joins the three again, in order
+    other = BertModel(tiny_config)
+    other.load_state_dict(state)
+    assert torch.equal(other.encoder.layer[2].attention.self.qkv.weight, fused.weight)
+    assert torch.equal(other.encoder.layer[2].attention.self.qkv.bias, fused.bias)
+
+
+def test_weight_updates_take_effect_at_inference(tiny_config):
     torch.manual_seed(0)
     model = BertModel(tiny_config).eval()
     ids, mask, segs = _inputs()
     with torch.no_grad():
         first = model(ids, mask, segs).sequence_output
-        model.encoder.layer[2].attention.self.key.weight.mul_(1.5)  # an in-place update
+        model.encoder.layer[2].attention.self.qkv.weight[32:64].mul_(1.5)  # the key rows, in place
         second = model(ids, mask, segs).sequence_output
-        model.unpad = False
-        reference = model(ids, mask, segs).sequence_output
+        ref, _ = _reference_forward(model, ids, mask, segs)
     assert not torch.allclose(first, second)
     real = mask.bool()
-    torch.testing.assert_close(second[real], reference[real], atol=1e-6, rtol=0)
+    torch.testing.assert_close(second[real], ref[real], atol=1e-5, rtol=0)
+
+
+def test_a_head_initialises_each_parameter_once(tiny_config, monkeypatch):
+    import openbert.model.bert as modeling
+
+    filled = []
+    real = modeling.truncated_normal_
+    monkeypatch.setattr(modeling, "truncated_normal_", lambda t, std: filled.append(t) or real(t, std))
+    model = BertForPreTraining(tiny_config)
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight") and "LayerNorm" not in n]
+    assert len(filled) == len(weights) and {id(t) for t in filled} == {id(p) for p in weights}
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
@@ -132,7 +161,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
         model = BertModel(tiny_config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
         model.set_gradient_checkpointing(enabled)
         model(ids, mask, segs).sequence_output.pow(2).sum().backward()
-        grads.append(model.encoder.layer[0].attention.self.query.weight.grad.clone())
+        grads.append(model.encoder.layer[0].attention.self.qkv.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
 
 
@@ -273,3 +302,57 @@ def test_loss_terms_sum_to_the_loss_and_carry_the_weights_of_loss_weights(tiny_c
     out = mc(ids.view(3, 1, 8).expand(3, 2, 8), labels=torch.tensor([0, 1, 1]))
     assert float(out.loss_terms["multiple_choice"].weight) == 3.0
     assert BertModel(tiny_config).loss_weights(labels=torch.tensor([1])) == {}
+
+
+# ---- inference dtype and torch.compile ----------------------------------------------------------
+def test_bf16_inference_cast_keeps_embeddings_and_layernorm_in_float32(tiny_config):
+    torch.manual_seed(0)
+    model = BertForPreTraining(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    with torch.no_grad():
+        ref = model(ids, mask, segs)
+        model.to_inference_dtype(torch.bfloat16)
+        out = model(ids, mask, segs)
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert dtypes["bert.encoder.layer.0.attention.self.qkv.weight"] == torch.bfloat16
+    assert dtypes["bert.pooler.dense.bias"] == torch.bfloat16
+    assert dtypes["bert.embeddings.word_embeddings.weight"] == torch.float32
+    assert dtypes["bert.encoder.layer.0.output.LayerNorm.weight"] == torch.float32
+    assert dtypes["cls.predictions.bias"] == torch.float32
+    assert out.embedding_output.dtype == torch.float32 and out.sequence_output.dtype == torch.bfloat16
+    assert out.masked_lm_logits.dtype == torch.float32  # the tied decoder stays float32
+    real = mask.bool()
+    diff = (out.sequence_output.float() - ref.sequence_output)[real].abs()
+    assert diff.max() < 0.1 and diff.mean() < 0.02
+    assert (out.masked_lm_logits - ref.masked_lm_logits).abs().max() < 0.1
+
+
+def _compiled_matches_eager(model, ids, mask, segs, atol, **options):
+    with torch.no_grad():
+        eager = model(ids, mask, segs)
+        compiled = torch.compile(model, options=options)(ids, mask, segs)
+    real = mask.bool()
+    torch.testing.assert_close(compiled.sequence_output[real].float(), eager.sequence_output[real].float(),
+                               atol=atol, rtol=0)
+    torch.testing.assert_close(compiled.pooled_output.float(), eager.pooled_output.float(), atol=atol, rtol=0)
+
+
+def test_torch_compile_matches_eager_fp32(tiny_config):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config.replace(num_hidden_layers=1)).eval()
+    _compiled_matches_eager(model, *_inputs(batch=3), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cast", [True, False], ids=["bf16-weights", "bf16-autocast"])
+def test_torch_compile_matches_eager_bf16(tiny_config, cast):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config.replace(num_hidden_layers=2)).eval()
+    inputs = _inputs(batch=3)
+    if cast:
+        model.to_inference_dtype(torch.bfloat16)
+        _compiled_matches_eager(model, *inputs, atol=1e-4, emulate_precision_casts=True)
+        _compiled_matches_eager(model, *inputs, atol=0.05)  # default options: bf16 rounding apart
+    else:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _compiled_matches_eager(model, *inputs, atol=1e-4, emulate_precision_casts=True)

@@ -8,7 +8,14 @@ import torch.nn.functional as F
 
 from openbert.model import dense
 
-needs_onednn = pytest.mark.skipif(not dense.onednn_enabled(), reason="no oneDNN linear in this build")
+needs_onednn = pytest.mark.skipif(not dense._probe(), reason="no oneDNN linear in this build")
+
+
+@pytest.fixture
+def onednn_on(monkeypatch):
+    """The oneDNN path on whatever the CPU (by default it is on only where it is the faster one)."""
+    monkeypatch.setitem(dense._state, "enabled", True)
+    assert dense.onednn_enabled()
 
 
 @pytest.fixture
@@ -23,7 +30,7 @@ def tensors():
 @needs_onednn
 @pytest.mark.parametrize("gelu", [None, "tanh", "erf"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_forward_equals_f_linear(tensors, gelu, with_bias):
+def test_forward_equals_f_linear(tensors, gelu, with_bias, onednn_on):
     x, w, b = tensors
     b = b if with_bias else None
     want = F.linear(x, w, b)
@@ -50,6 +57,14 @@ def test_training_takes_f_linear_with_its_gradients(tensors, gelu):
     assert torch.equal(wi.grad, wr.grad)
 
 
+def test_default_follows_the_cpu(monkeypatch):
+    monkeypatch.setitem(dense._state, "enabled", None)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not dense.onednn_enabled()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert dense.onednn_enabled() == dense._probe()
+
+
 def test_falls_back_to_f_linear(tensors, monkeypatch):
     x, w, b = tensors
     # other dtypes go to F.linear unchanged
@@ -57,8 +72,12 @@ def test_falls_back_to_f_linear(tensors, monkeypatch):
     # CPU autocast keeps its bf16 products
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert dense.linear(x, w, b).dtype == torch.bfloat16
-    # switched off: exactly F.linear
+    # switched off: exactly F.linear (the GELU in place at inference, out of place with autograd)
     monkeypatch.setitem(dense._state, "enabled", False)
     assert not dense.onednn_enabled()
     assert torch.equal(dense.linear(x, w, b), F.linear(x, w, b))
-    assert torch.equal(dense.linear(x, w, b, gelu="tanh"), F.gelu(F.linear(x, w, b), approximate="tanh"))
+    for form in ("tanh", "none"):
+        want = F.gelu(F.linear(x, w, b), approximate=form)
+        assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)
+        with torch.inference_mode():
+            assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)

@@ -252,6 +252,34 @@ def test_predict_yields_indices_and_restores_mode():
         torch.testing.assert_close(got[i], want, atol=1e-5, rtol=1e-5)
 
 
+def test_bf16_inference_falls_back_to_fp32_without_bf16_hardware(monkeypatch):
+    from openbert.training import trainer as training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert training.inference_precision("bf16", "cpu") == "fp32"
+    model = training.prepare_for_inference(tiny_model(0.0), "bf16", "cpu")
+    assert training.dense_dtype(model) == torch.float32
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    assert training.inference_precision("bf16", "cpu") == "bf16"
+    assert training.inference_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(OpenBertError, match="--precision=int4 is unknown"):
+        training.inference_precision("int4", "cpu")
+
+
+def test_predict_runs_a_cast_model_as_cast(monkeypatch):
+    from openbert.training import trainer as training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    data = tiny_data(6)
+    model = training.prepare_for_inference(tiny_model(0.0), "bf16", "cpu")
+    assert training.dense_dtype(model) == torch.bfloat16
+    seen = []
+    monkeypatch.setattr(training, "autocast", lambda precision, device: seen.append(precision) or
+                        torch.autocast("cpu", enabled=False))
+    outs = [out.logits for _, out in predict(model, data, collate, 3, "cpu", "bf16", progress=False)]
+    assert seen == ["fp32", "fp32"] and all(o.dtype == torch.bfloat16 for o in outs)
+
+
 @pytest.mark.parametrize("kw,match", [
     (dict(gradient_accumulation_steps=0), "--gradient_accumulation_steps=0 must be >= 1"),
     (dict(precision="fp8"), "--precision=fp8 is unknown"),

@@ -264,7 +264,7 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
     mismatch, missing encoder tensors, or checkpoint tensors the model does not use (beyond
     :data:`DROPPED_WHEN_FINE_TUNING`; ``allow_unused`` drops them with a warning).
     ``allow_unused`` None: as :func:`unused_weights_allowed` says (False). Tensors initialised
-    fresh are logged: a fresh task head (``cls.head_prefixes``) at INFO when
+    fresh are logged: a fresh task head (tensors outside ``bert.``) at INFO when
     ``fresh_head_expected`` (training starts from a pre-trained encoder), anything else, and an
     untrained head used as it is, as a warning; ``model.fresh_head`` lists the head's fresh tensors.
     """
@@ -313,7 +313,8 @@ def load_pretrained(cls, path, config: BertConfig | str | os.PathLike | None = N
             f"--allow_unused_weights to drop them on purpose")
     model.load_state_dict(to_load, strict=False)
     model.init_weights(only={own[c] for c in missing})
-    model.fresh_head = [c for c in missing if c.startswith(cls.head_prefixes)]  # untrained head tensors
+    # untrained task-head tensors: everything outside the encoder (bert.*)
+    model.fresh_head = [c for c in missing if not c.startswith("bert.")]
     head = model.fresh_head if fresh_head_expected else []
     if head:
         logger.info("%s: fresh task head, to be trained: %s", source, ", ".join(head))

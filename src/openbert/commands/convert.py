@@ -2,6 +2,8 @@
 
   openbert convert --input uncased_L-12_H-768_A-12/bert_model.ckpt --output bert-base-hf
   openbert convert --input bert-base-hf --output bert-base-tf --to tf
+  openbert convert --input bert-base-hf --output bert-base-onnx --to onnx
+
 
 TF -> HF writes config.json, bert_config.json, model.safetensors and vocab.txt (loadable by
 openbert and by HF transformers). HF/openbert -> TF writes bert_config.json, vocab.txt,
@@ -10,6 +12,10 @@ Tensors are copied exactly (TF kernels transposed); optimizer slots and global_s
 Every tensor must agree with the config written beside it (no layer more or less, no other shape).
 The output folder is swapped in complete; an existing one is replaced only when it is an earlier
 `openbert convert` output (or with --overwrite_output_dir), never when it holds the input.
+
+--to onnx writes model.onnx (the encoder, or the model with the head the checkpoint carries;
+--head chooses), config.json, bert_config.json and vocab.txt (see openbert.checkpoints.onnx; needs
+``pip install openbert[onnx]``).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import os
 
 import torch
 
+from ..checkpoints import onnx
 from ..checkpoints import pretrained as checkpoints
 from ..checkpoints.names import tf_name
 from ..errors import OpenBertError
@@ -34,8 +41,10 @@ def add_arguments(parser) -> None:
                         help="TF prefix (.../bert_model.ckpt), TF folder, HF or openbert folder, weights "
                              "file, or a model name (openbert download --list)")
     parser.add_argument("--output", required=True, help="folder to write (created if needed)")
-    parser.add_argument("--to", choices=["hf", "tf"], default=None,
+    parser.add_argument("--to", choices=["hf", "tf", "onnx"], default=None,
                         help="target layout (default: hf for a TF input, tf otherwise)")
+    parser.add_argument("--head", choices=["auto", *onnx.HEADS], default="auto",
+                        help="--to onnx: what to export (auto: the head the checkpoint carries, else the encoder)")
     parser.add_argument("--bert_config_file", default=None,
                         help="config of the input (default: bert_config.json / config.json beside it)")
     parser.add_argument("--vocab_file", default=None, help="vocab.txt to copy (default: the one beside the input)")
@@ -92,6 +101,15 @@ def run(args) -> int:
     vocab = args.vocab_file or checkpoints.find_vocab(src)
     if vocab is None:
         logger.warning("no vocab.txt beside %s and no --vocab_file: the output has no vocabulary", src)
+    if to == "onnx":
+        head = onnx.head_of_checkpoint(state, src) if args.head == "auto" else args.head
+        del state
+        model = onnx.HEADS[head][0].from_pretrained(src, config=config)
+        written = onnx.export_onnx(model, out, head, vocab)
+        print(f"exported {type(model).__name__} ({head}) from {source} to ONNX: {written}")
+        return 0
+    if args.head != "auto":
+        raise OpenBertError("--head applies to --to onnx only")
     opts = dict(fresh=True, strict=True, overwrite=args.overwrite_output_dir, command="convert",
                 flag="--output")
     if to == "hf":

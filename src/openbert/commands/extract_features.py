@@ -18,7 +18,7 @@ from ..tasks.features.extract import (POOLINGS, convert_examples, count_lines, e
                                       read_examples)
 from ..tasks.features.writers import (OUTPUT_FORMATS, check_output_path, open_writer,
                                       output_format_for)
-from ..training.trainer import PRECISIONS, resolve_device
+from ..training.trainer import PRECISIONS, prepare_for_inference, resolve_device
 from .flags import add_bool, add_loading_flags, add_model_source_flags, model_inputs, model_source
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="array outputs")
     g.add_argument("--pooling", choices=POOLINGS, default="none",
                    help="array outputs: one vector per line per layer ([CLS], or mean over its tokens)")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast precision")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16: dense layers cast once at load (fp32 on a CPU without bf16 hardware)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     add_bool(g, "progress", True, "show a progress bar")
     add_loading_flags(g)
@@ -61,7 +62,8 @@ def run(args) -> int:
     source = model_source(args)
     config = source.config
     layers = parse_layers(args.layers, config.num_hidden_layers)
-    model = BertModel.from_pretrained(source.path, config=config, allow_unused=source.allow_unused)
+    model = prepare_for_inference(BertModel.from_pretrained(source.path, config=config, allow_unused=source.allow_unused),
+                                  args.precision, device)
     features = convert_examples(read_examples(args.input_file), source.tokenizer, args.max_seq_length)
     start, lines, tokens = time.perf_counter(), 0, 0
     with tqdm(total=total, disable=not args.progress, desc="extract-features", unit="line",

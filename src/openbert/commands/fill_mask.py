@@ -15,7 +15,7 @@ from ..io.fileio import atomic_open
 from ..tasks.common import check_max_seq_length, default_max_seq_length
 from ..tasks.features.fill_mask import fill_mask, load_mlm
 from ..tasks.features.writers import check_output_path, first_json_line_has
-from ..training.trainer import PRECISIONS
+from ..training.trainer import PRECISIONS, prepare_for_inference
 from .flags import add_loading_flags, add_model_source_flags, model_inputs, model_source
 
 
@@ -27,7 +27,8 @@ def add_arguments(parser) -> None:
                            init_checkpoint_required=True)
     parser.add_argument("--top_k", type=int, default=5, help="predictions per [MASK]")
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16: dense layers cast once at load (fp32 on a CPU without bf16 hardware)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     add_loading_flags(parser)
 
@@ -56,7 +57,8 @@ def run(args) -> int:
     source = model_source(args)
     max_seq_length = args.max_seq_length or default_max_seq_length(source.config)
     check_max_seq_length(max_seq_length, source.config, source.path)
-    model = load_mlm(source.path, source.config, source.allow_unused)
+    model = prepare_for_inference(load_mlm(source.path, source.config, source.allow_unused), args.precision,
+                                  args.device)
     results = fill_mask(model, source.tokenizer, texts, args.top_k, max_seq_length, args.batch_size,
                         args.device, args.precision)
     if args.output_file:

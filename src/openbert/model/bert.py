@@ -1,8 +1,11 @@
 """The BERT encoder and its heads, in the style of the original modeling.py; the behaviour is the
 contract of docs/faithfulness.md, "Model".
 
-Parameter names follow the de-facto torch convention (``bert.encoder.layer.N.attention.self.query
-.weight``); :mod:`openbert.checkpoints.names` maps them 1:1 to the original TF names.
+Each module owns its forward and reads like the math (:class:`BertLayer` composes attention,
+intermediate and output). State-dict names follow the de-facto torch convention
+(``bert.encoder.layer.N.attention.self.query.weight``); :mod:`openbert.checkpoints.names` maps them
+1:1 to the original TF names. query/key/value are held as one fused dense layer (see
+:class:`BertSelfAttention`) whose state dict keeps the three names.
 
 Shapes: B = batch, S = sequence length, H = hidden size, N = heads, D = H / N, P = masked positions,
 T = real (non-padding) tokens in the batch.
@@ -26,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
 from ..errors import OpenBertError
-from .dense import linear
+from .dense import Dense, linear
 
 logger = logging.getLogger(__name__)
 
@@ -160,44 +163,108 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
+    """Multi-head self-attention: softmax(q k^T / sqrt(D) + bias) v per head, dropout on the
+    probabilities; x [B, S, H] or [T, H] -> context, same shape.
+
+    query, key and value are one fused dense layer ``qkv`` (weight [3H, H]: query rows, then key,
+    then value), so the three projections are one matrix product. Its state dict still holds
+    ``query.weight``, ``query.bias``, ``key.*`` and ``value.*`` (the original and HF names):
+    ``state_dict()`` splits ``qkv`` and ``load_state_dict`` joins the three again.
+    """
+
+    _PARTS = ("query", "key", "value")
+
     def __init__(self, config: BertConfig):
         super().__init__()
         h = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
-        self.query = nn.Linear(h, h)
-        self.key = nn.Linear(h, h)
-        self.value = nn.Linear(h, h)
+        self.qkv = Dense(h, 3 * h)
         self.dropout_p = config.attention_probs_dropout_prob
+        self.register_state_dict_post_hook(_split_qkv)
+        self.register_load_state_dict_pre_hook(_join_qkv)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
+                unpadding: _Unpadding | None = None) -> torch.Tensor:
+        qkv = self.qkv(x)  # [B, S, 3H] or [T, 3H]
+        if unpadding is not None:
+            qkv = unpadding.pad(qkv)  # [B, S, 3H]
+        bsz, seq_len, _ = qkv.shape
+        # [B, S, 3, N, D] -> 3 x [B, N, S, D]
+        q, k, v = qkv.view(bsz, seq_len, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None if attn_bias is None else attn_bias.to(q.dtype)  # a no-op unless under autocast
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
+        ctx = ctx.transpose(1, 2).reshape(bsz, seq_len, self.num_heads * self.head_size)  # [B, S, H]
+        return ctx if unpadding is None else unpadding.unpad(ctx)  # [T, H] when unpadded
+
+
+def _split_qkv(module: BertSelfAttention, state: dict, prefix: str, local_metadata) -> None:
+    """state_dict hook: ``qkv.weight`` / ``qkv.bias`` -> ``query.*``, ``key.*``, ``value.*``."""
+    weight, bias = state.pop(prefix + "qkv.weight"), state.pop(prefix + "qkv.bias")
+    for part, w, b in zip(module._PARTS, weight.chunk(3), bias.chunk(3)):
+        state[f"{prefix}{part}.weight"], state[f"{prefix}{part}.bias"] = w, b
+
+
+def _join_qkv(module: BertSelfAttention, state: dict, prefix: str, *args) -> None:
+    """load_state_dict hook: ``query.*``, ``key.*``, ``value.*`` -> ``qkv.weight`` / ``qkv.bias``
+    (when all three are there; otherwise they are left to be reported as unexpected)."""
+    for leaf in ("weight", "bias"):
+        names = [f"{prefix}{part}.{leaf}" for part in module._PARTS]
+        if all(n in state for n in names):
+            state[f"{prefix}qkv.{leaf}"] = torch.cat([state.pop(n) for n in names], 0)
 
 
 class BertSelfOutput(nn.Module):
+    """a = LayerNorm(x + dropout(dense(context)))."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Dense(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
+    def forward(self, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(x + self.dropout(self.dense(context)))
+
 
 class BertAttention(nn.Module):
+    """Self-attention and its output projection with the residual: x -> a."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
+                unpadding: _Unpadding | None = None) -> torch.Tensor:
+        return self.output(self.self(x, attn_bias, unpadding), x)
+
 
 class BertIntermediate(nn.Module):
+    """act(dense(a)) to the intermediate size; a GELU is fused into the product."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        gelu = config.gelu_form if config.hidden_act == "gelu" else None
+        self.dense = Dense(config.hidden_size, config.intermediate_size, gelu=gelu)
+        self.act = nn.Identity() if gelu else get_activation(config)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(a))
 
 
 class BertOutputLayer(nn.Module):
+    """h = LayerNorm(a + dropout(dense(intermediate)))."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dense = Dense(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, intermediate: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(a + self.dropout(self.dense(intermediate)))
 
 
 class BertLayer(nn.Module):
@@ -213,52 +280,11 @@ class BertLayer(nn.Module):
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
         self.output = BertOutputLayer(config)
-        self.act = get_activation(config)
-        self.gelu = config.gelu_form if config.hidden_act == "gelu" else None
-
-    def _qkv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """query/key/value stacked: weight [3H, H], bias [3H] (one matmul instead of three).
-
-        Without autograd (inference) the stacked copy is kept and reused until a weight changes
-        (checked by storage and in-place version counter), so inference does not re-concatenate.
-        """
-        s = self.attention.self
-        params = (s.query.weight, s.key.weight, s.value.weight, s.query.bias, s.key.bias, s.value.bias)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            return torch.cat(params[:3], 0), torch.cat(params[3:], 0)
-        key = tuple((p.data_ptr(), p.dtype, p._version) for p in params)
-        cached = self.__dict__.get("_qkv_cache")
-        if cached is None or cached[0] != key:
-            with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable later
-                cached = (key, torch.cat(params[:3], 0), torch.cat(params[3:], 0))
-            self.__dict__["_qkv_cache"] = cached
-        return cached[1], cached[2]
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
                 unpadding: _Unpadding | None = None) -> torch.Tensor:
-        s = self.attention.self
-        w, b = self._qkv_weight()
-        qkv = linear(x, w, b)  # [B, S, 3H] or [T, 3H]
-        if unpadding is not None:
-            qkv = unpadding.pad(qkv)  # [B, S, 3H]
-        bsz, seq_len, _ = qkv.shape
-        # [B, S, 3, N, D] -> 3 x [B, N, S, D]
-        q, k, v = qkv.view(bsz, seq_len, 3, s.num_heads, s.head_size).permute(2, 0, 3, 1, 4).unbind(0)
-        ctx = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=None if attn_bias is None else attn_bias.to(q.dtype),
-            dropout_p=s.dropout_p if self.training else 0.0)  # [B, N, S, D]
-        ctx = ctx.transpose(1, 2).reshape(bsz, seq_len, s.num_heads * s.head_size)  # [B, S, H]
-        if unpadding is not None:
-            ctx = unpadding.unpad(ctx)  # [T, H]
-        o = self.attention.output
-        a = o.LayerNorm(x + o.dropout(linear(ctx, o.dense.weight, o.dense.bias)))
-        i = self.intermediate.dense
-        if self.gelu is not None:
-            inter = linear(a, i.weight, i.bias, gelu=self.gelu)
-        else:
-            inter = self.act(linear(a, i.weight, i.bias))
-        out = self.output
-        return out.LayerNorm(a + out.dropout(linear(inter, out.dense.weight, out.dense.bias)))
+        a = self.attention(x, attn_bias, unpadding)
+        return self.output(self.intermediate(a), a)
 
 
 class BertEncoder(nn.Module):
@@ -266,6 +292,11 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the dense layers (float32 unless cast for inference)."""
+        return self.layer[0].attention.self.qkv.weight.dtype
 
     def forward(self, x, attn_bias, unpadding=None) -> list[torch.Tensor]:
         layers = []
@@ -292,11 +323,10 @@ class BertPooler(nn.Module):
 class BertPreTrainedModel(nn.Module):
     """Common base: initialisation (docs/faithfulness.md), ``from_pretrained`` / ``save_pretrained``.
 
-    Subclasses name the TF/HF head tensors they own in ``head_prefixes`` so that a checkpoint
-    without them (fine-tuning from pre-training) gets a fresh, logged head.
+    Each parameter is initialised once: :class:`BertModel` initialises the encoder when it is
+    built, and a model with a head initialises only its head (:meth:`init_head`).
     """
 
-    head_prefixes: tuple[str, ...] = ()
     hf_architecture: str = "BertModel"
 
     def __init__(self, config: BertConfig):
@@ -322,11 +352,27 @@ class BertPreTrainedModel(nn.Module):
                 else:  # Linear biases, the LM output bias
                     p.zero_()
 
+    def init_head(self) -> None:
+        """Initialise the parameters outside the encoder ``bert`` (which initialised itself)."""
+        self.init_weights(only={n for n, _ in self.named_parameters() if not n.startswith("bert.")})
+
     def loss_weights(self, **batch) -> dict[str, torch.Tensor]:
         """{term name: weight} of the loss terms that ``forward(**batch)`` returns, from the labels
         alone (no forward). A trainer sums them over every micro-batch of an optimizer step before
         the first backward, so that each term is normalised by the whole batch's weight."""
         return {}
+
+    def to_inference_dtype(self, dtype: torch.dtype = torch.bfloat16):
+        """Cast the dense layers' weights and biases to ``dtype`` (once, in place) for inference.
+
+        Embedding tables and LayerNorm parameters stay float32: the embeddings are summed and
+        normalised in float32 and handed to the encoder in ``dtype``; LayerNorm accumulates in
+        float32 on ``dtype`` inputs, as does attention's softmax. Returns the model.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                module.to(dtype)
+        return self
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         for m in self.modules():
@@ -362,6 +408,17 @@ def _attention_bias(input_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tenso
     return ((1.0 - input_mask[:, None, None, :].to(torch.float32)) * -10000.0).to(dtype)
 
 
+@torch.compiler.disable  # depends on the mask's values: runs eagerly under torch.compile
+def _padding(input_mask: torch.Tensor, unpad: bool) -> tuple[bool, _Unpadding | None]:
+    """[B, S] mask -> (no padding at all?, where the real tokens are when the encoder unpads)."""
+    if bool(input_mask.all()):
+        return True, None
+    if not unpad:
+        return False, None
+    bsz, seq_len = input_mask.shape
+    return False, _Unpadding(torch.nonzero(input_mask.reshape(-1)).squeeze(1), bsz, seq_len)
+
+
 class BertModel(BertPreTrainedModel):
     """The encoder: embeddings, ``num_hidden_layers`` layers, pooler.
 
@@ -383,21 +440,19 @@ class BertModel(BertPreTrainedModel):
             input_mask = torch.ones_like(input_ids)
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
-        bsz, seq_len = input_ids.shape
+        seq_len = input_ids.shape[1]
         if seq_len > self.config.max_position_embeddings:
             raise OpenBertError(f"sequence length {seq_len} > max_position_embeddings "
                                 f"{self.config.max_position_embeddings} of this model; use a "
                                 f"--max_seq_length of at most {self.config.max_position_embeddings}")
         emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
-        full = bool(input_mask.all())
+        x = emb.to(self.encoder.dtype)  # a no-op unless the dense layers were cast for inference
+        # torch.export (ONNX) traces shapes, not values: the padded path, always masked
+        full, unpadding = (False, None) if torch.compiler.is_exporting() else _padding(input_mask, self.unpad)
         # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
-        attn_bias = None if full else _attention_bias(input_mask, emb.dtype)
-        unpadding = None
-        x = emb
-        if self.unpad and not full:
-            flat = input_mask.reshape(-1)
-            unpadding = _Unpadding(torch.nonzero(flat, as_tuple=False).squeeze(1), bsz, seq_len)
-            x = unpadding.unpad(emb)  # [T, H]
+        attn_bias = None if full else _attention_bias(input_mask, x.dtype)
+        if unpadding is not None:
+            x = unpadding.unpad(x)  # [T, H]
         layers = self.encoder(x, attn_bias, unpadding)
         sequence_output = unpadding.pad(layers[-1]) if unpadding is not None else layers[-1]
         pooled = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
@@ -428,7 +483,8 @@ class BertLMPredictionHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, x, word_embeddings: torch.Tensor):
-        return linear(self.transform(x), word_embeddings, self.bias)
+        h = self.transform(x).to(word_embeddings.dtype)  # float32 logits also for a cast model
+        return linear(h, word_embeddings, self.bias)
 
 
 class BertPreTrainingHeads(nn.Module):
@@ -461,14 +517,13 @@ class BertForPreTraining(BertPreTrainedModel):
     ``masked_lm_positions`` the LM head runs on every position.
     """
 
-    head_prefixes = ("cls.",)
     hf_architecture = "BertForPreTraining"
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
         self.cls = BertPreTrainingHeads(config)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_positions=None,
                 masked_lm_ids=None, masked_lm_weights=None, next_sentence_labels=None) -> BertOutput:
@@ -509,7 +564,6 @@ class BertForPreTraining(BertPreTrainedModel):
 class BertForSequenceClassification(BertPreTrainedModel):
     """dropout(pooled) -> Linear(H, num_labels). num_labels == 1 is regression (MSE loss)."""
 
-    head_prefixes = ("classifier.",)
     hf_architecture = "BertForSequenceClassification"
 
     def __init__(self, config: BertConfig, num_labels: int = 2):
@@ -518,7 +572,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
         out = self.bert(input_ids, input_mask, segment_ids)
@@ -538,14 +592,13 @@ class BertForSequenceClassification(BertPreTrainedModel):
 class BertForQuestionAnswering(BertPreTrainedModel):
     """Span head on every token: Linear(H, 2) -> start/end logits; loss (CE(start) + CE(end)) / 2."""
 
-    head_prefixes = ("qa_outputs.",)
     hf_architecture = "BertForQuestionAnswering"
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, start_positions=None,
                 end_positions=None) -> BertOutput:
@@ -567,7 +620,6 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 class BertForTokenClassification(BertPreTrainedModel):
     """dropout(sequence) -> Linear(H, num_labels) per token; labels -100 are ignored."""
 
-    head_prefixes = ("classifier.",)
     hf_architecture = "BertForTokenClassification"
 
     def __init__(self, config: BertConfig, num_labels: int = 2):
@@ -576,7 +628,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
         out = self.bert(input_ids, input_mask, segment_ids)
@@ -596,7 +648,6 @@ class BertForTokenClassification(BertPreTrainedModel):
 class BertForMultipleChoice(BertPreTrainedModel):
     """Inputs [B, C, S]; each choice scored by Linear(H, 1) on its pooled output -> logits [B, C]."""
 
-    head_prefixes = ("classifier.",)
     hf_architecture = "BertForMultipleChoice"
 
     def __init__(self, config: BertConfig):
@@ -604,7 +655,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
-        self.init_weights()
+        self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
         bsz, choices, seq_len = input_ids.shape
@@ -618,8 +669,3 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     def loss_weights(self, labels=None, **_) -> dict[str, torch.Tensor]:
         return {} if labels is None else {"multiple_choice": num_examples(labels)}
-
-
-MODEL_CLASSES = {c.__name__: c for c in (BertModel, BertForPreTraining, BertForSequenceClassification,
-                                         BertForQuestionAnswering, BertForTokenClassification,
-                                         BertForMultipleChoice)}

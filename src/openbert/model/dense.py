@@ -1,18 +1,21 @@
 """Dense layers: ``y = act(x @ weight.T + bias)``, through oneDNN on the CPU at inference.
 
-On the CPU, ``F.linear`` in fp32 goes through torch's BLAS (MKL in the official builds). oneDNN,
-which torch ships too, ran BERT's dense shapes 1.2-1.5x faster than that BLAS on this project's
-AMD EPYC machine (docs/model.md). Without autograd (feature extraction, evaluation, prediction),
-:func:`linear` sends CPU fp32 products to oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``,
-the kernel torch's own compiler emits for CPU linears) with a GELU fused into the product.
-Everything else (training, other devices, other dtypes, CPU autocast, a torch build without
-oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to float32 summation order.
+Without autograd (feature extraction, evaluation, prediction), on CPUs with AVX-512, :func:`linear`
+sends fp32 products to oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's
+own compiler emits for CPU linears) with a GELU fused into the product. Which of oneDNN and
+``F.linear``'s BLAS (MKL in the official builds) is faster depends on the CPU (docs/model.md):
+oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the oneDNN path is on by default only where
+``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
+devices, other dtypes, CPU autocast, code traced by ``torch.compile`` or ``torch.export``, a
+torch build without oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to summation
+order.
 
-``set_onednn(False)`` (or the environment variable ``OPENBERT_ONEDNN=0``) turns the oneDNN path
-off; :func:`onednn_enabled` says whether it is on.
+``set_onednn(True / False / None)`` (or the environment variable ``OPENBERT_ONEDNN=1`` / ``0``)
+turns the oneDNN path on or off (None: by CPU); :func:`onednn_enabled` says whether it is on.
 
     linear(x [..., in], weight [out, in], bias [out] | None, gelu=None | "tanh" | "erf")
         -> [..., out]
+    Dense(in, out, gelu=None): an nn.Linear (same parameters and names) whose forward is linear
 """
 from __future__ import annotations
 
@@ -20,18 +23,26 @@ import os
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-_state: dict = {"enabled": os.environ.get("OPENBERT_ONEDNN", "1") != "0", "works": None}
+_ENV = os.environ.get("OPENBERT_ONEDNN")
+_state: dict = {"enabled": None if _ENV is None else _ENV != "0", "works": None}
 
 
-def set_onednn(enabled: bool) -> None:
-    """Use oneDNN for CPU fp32 dense layers (True, the default where it works) or F.linear."""
-    _state["enabled"] = bool(enabled)
+def set_onednn(enabled: bool | None) -> None:
+    """oneDNN for CPU fp32 dense layers at inference: True (where the kernel works), False
+    (F.linear), None (the default: on CPUs with AVX-512)."""
+    _state["enabled"] = None if enabled is None else bool(enabled)
+
+
+def _fast_on_this_cpu() -> bool:
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def onednn_enabled() -> bool:
-    """Whether CPU fp32 dense layers go through oneDNN in this process."""
-    if not _state["enabled"]:
+    """Whether CPU fp32 dense layers at inference go through oneDNN in this process."""
+    enabled = _state["enabled"]
+    if enabled is False or (enabled is None and not _fast_on_this_cpu()):
         return False
     if _state["works"] is None:
         _state["works"] = _probe()
@@ -61,23 +72,57 @@ def _cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-def _gelu(y: torch.Tensor, form: str) -> torch.Tensor:
-    return F.gelu(y, approximate="tanh") if form == "tanh" else F.gelu(y)
+def _gelu(y: torch.Tensor, form: str, in_place: bool) -> torch.Tensor:
+    approximate = "tanh" if form == "tanh" else "none"
+    # in place (inference): the product's buffer is not read by anything else, and GELU writing
+    # into it measured clearly faster than into a fresh [T, intermediate] buffer
+    return torch.ops.aten.gelu_(y, approximate=approximate) if in_place else F.gelu(y, approximate=approximate)
+
+
+def _traced() -> bool:
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    if _traced():
+        return False  # the compiler picks its own kernels (oneDNN ones included); ONNX has F.linear
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if _needs_grad(x, weight, bias):
+        return False  # oneDNN's kernel has no autograd formula; for training F.linear measured as fast
+    return not _cpu_autocast() and onednn_enabled()
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu: str | None = None) -> torch.Tensor:
     """``x @ weight.T + bias``, then GELU in the form ``gelu`` ("tanh" or "erf") when given."""
-    training = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias))
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
-            or training or _cpu_autocast() or not onednn_enabled()):
-        # oneDNN's kernel has no autograd formula; for training F.linear measured as fast
+    if not _use_onednn(x, weight, bias):
         y = F.linear(x, weight, bias)
-        return y if gelu is None else _gelu(y, gelu)
+        if gelu is None:
+            return y
+        return _gelu(y, gelu, in_place=not (_traced() or _needs_grad(x, weight, bias)))
     if gelu is None:
         return _pointwise(x, weight, bias)
     return _pointwise(x, weight, bias, "gelu", "tanh" if gelu == "tanh" else "none")
 
 
-__all__ = ["linear", "onednn_enabled", "set_onednn"]
+class Dense(nn.Linear):
+    """``nn.Linear`` (parameters ``weight`` [out, in], ``bias`` [out]) computed by :func:`linear`;
+    ``gelu`` ("tanh" / "erf") applies that GELU to the output, fused into the product."""
+
+    def __init__(self, in_features: int, out_features: int, gelu: str | None = None):
+        super().__init__(in_features, out_features)
+        self.gelu = gelu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias, self.gelu)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", gelu={self.gelu}" if self.gelu else "")
+
+
+__all__ = ["Dense", "linear", "onednn_enabled", "set_onednn"]

@@ -157,6 +157,11 @@ class FullTokenizer:
                                        .max_input_chars_per_word)
         return self._fast
 
+    @property
+    def fast_built(self) -> bool:
+        """Whether the fast engine is built already (so a batch of any size repays using it)."""
+        return self._fast is not None
+
     def tokenize_batch(self, texts: Sequence[str | bytes], workers: int = 0) -> list[list[str]]:
         """``[self.tokenize(t) for t in texts]``, fast. ``workers`` > 1 uses that many processes
         for large batches (-1: one per CPU)."""

@@ -55,8 +55,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
 __all__ = ["TrainingArguments", "Trainer", "TrainResult", "TrainingCallback", "ChanceLossCheck", "predict",
-           "resolve_device", "autocast", "set_seed", "is_main_process", "world_info", "WorldInfo",
-           "PRECISIONS"]
+           "resolve_device", "autocast", "inference_precision", "native_bf16", "prepare_for_inference",
+           "dense_dtype", "set_seed", "is_main_process", "world_info", "WorldInfo", "PRECISIONS"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +213,44 @@ def autocast(precision: str, device: torch.device | str):
             raise OpenBertError("--precision=fp16 needs a CUDA device; on the CPU use --precision=bf16")
         return torch.autocast("cuda", dtype=torch.float16)
     raise OpenBertError(f"--precision={precision} is unknown; choose one of {', '.join(PRECISIONS)}")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` has bf16 products in hardware: CUDA, or a CPU where oneDNN runs bf16
+    natively (AVX-512 or AMX). Elsewhere bf16 is emulated: many times slower than fp32."""
+    device = torch.device(device)
+    return device.type != "cpu" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def inference_precision(precision: str, device: torch.device | str) -> str:
+    """The precision inference runs at: ``precision``, but fp32 for bf16 on a CPU without bf16
+    hardware (what OpenVINO does with a bf16 hint there; emulated bf16 is slower than fp32)."""
+    if precision not in PRECISIONS:
+        raise OpenBertError(f"--precision={precision} is unknown; choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and not native_bf16(device):
+        if not _warned.get("bf16"):
+            logger.warning("this CPU has no bf16 products (no AVX-512 / AMX): running inference in fp32")
+            _warned["bf16"] = True
+        return "fp32"
+    return precision
+
+
+_warned: dict = {}
+
+
+def dense_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's dense layers (float32 unless cast with ``to_inference_dtype``)."""
+    return next((m.weight.dtype for m in model.modules() if isinstance(m, torch.nn.Linear)), torch.float32)
+
+
+def prepare_for_inference(model: torch.nn.Module, precision: str = "fp32", device="auto"):
+    """Move a freshly loaded ``model`` to ``device`` in eval mode and, for bf16 where the device
+    has it (:func:`inference_precision`), cast its dense layers once (``to_inference_dtype``)."""
+    device = resolve_device(device)
+    model.to(device).eval()
+    if inference_precision(precision, device) == "bf16" and hasattr(model, "to_inference_dtype"):
+        model.to_inference_dtype(torch.bfloat16)
+    return model
 
 
 def set_seed(seed: int) -> None:
@@ -555,16 +593,26 @@ class Trainer:
 # ---------------------------------------------------------------------------------------------
 def predict(model: torch.nn.Module, dataset, collate_fn: Callable[[list], dict], batch_size: int,
             device: str | torch.device = "auto", precision: str = "fp32",
-            lengths: Sequence[int] | None = None, progress: bool = True) -> Iterator[tuple[list, object]]:
+            lengths: Sequence[int] | None = None, progress: bool = True,
+            compile: bool = False) -> Iterator[tuple[list, object]]:
     """Yield ``(indices, model output)`` per batch under ``torch.inference_mode()``.
 
     Batches are consecutive examples, or sorted by length (stable) when ``lengths`` is given, so
     callers put results back by ``indices``. The model is put in eval mode and restored after.
+    ``precision``: see :func:`inference_precision`; a model whose dense layers were cast
+    (``to_inference_dtype``) runs in that dtype, a float32 one under autocast. ``compile``:
+    ``model.compile`` in place (later calls reuse the compiled code) with dynamic shapes and
+    eager's roundings (``emulate_precision_casts``: bf16 results equal eager's).
     """
     device = resolve_device(device)
     model.to(device)
     was_training = model.training
     model.eval()
+    precision = inference_precision(precision, device)
+    if dense_dtype(model) != torch.float32:
+        precision = "fp32"  # cast for inference already: no autocast on top
+    if compile:
+        model.compile(dynamic=True, options={"emulate_precision_casts": True})
     batches = inference_batches(len(dataset), batch_size, lengths)
     bar = _progress(len(dataset), 0, progress and is_main_process(), "predict")
     try:

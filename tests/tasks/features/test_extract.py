@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from openbert.errors import OpenBertError
-from openbert.tasks.features.extract import (InputExample, convert_example, encode, extract,
-                                             parse_layers, parse_line, read_examples)
+from openbert.tasks.features.extract import (InputExample, convert_example, convert_examples, encode,
+                                             extract, parse_layers, parse_line, read_examples)
 from openbert.tokenization.wordpiece import FullTokenizer
 
 
@@ -38,6 +38,18 @@ def test_read_examples_keeps_line_numbers_and_missing_file(tmp_path):
 
 
 # ---- features ------------------------------------------------------------------------------------
+def test_small_blocks_use_the_fast_tokenizer_once_it_is_built(tokenizer, lines, monkeypatch):
+    examples = [parse_line(t, i) for i, t in enumerate(lines)]
+    exact = list(convert_examples(examples, tokenizer, 16))
+    assert not tokenizer.fast_built  # a few lines do not repay building the fast tables
+    tokenizer.tokenize_batch(["warm"])
+    calls = []
+    real = tokenizer.tokenize_batch
+    monkeypatch.setattr(tokenizer, "tokenize_batch", lambda texts: calls.append(len(texts)) or real(texts))
+    fast = list(convert_examples(examples, tokenizer, 16))
+    assert calls and fast == exact
+
+
 def test_layout_cls_sep_segments(tokenizer, make_features):
     f = make_features()
     assert f[0].tokens == ["[CLS]", "the", "man", "went", "to", "the", "store", ".", "[SEP]"]

@@ -25,14 +25,15 @@ import torch
 
 from ...errors import OpenBertError
 from ...model.bert import BertModel
-from ...training.trainer import predict, resolve_device
+from ...training.trainer import predict, prepare_for_inference, resolve_device
 from ..common import (check_max_seq_length, default_max_seq_length, encoder_inputs, pack_pair,
                       resolve_model_source)
 
 SEPARATOR = "|||"
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
 POOLINGS = ("none", "cls", "mean")
-FAST_TOKENIZER_MIN = 256  # fewer examples than this are tokenized one at a time (same tokens)
+# fewer examples than this are tokenized one at a time (same tokens), unless the fast engine is built
+FAST_TOKENIZER_MIN = 256
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def convert_examples(examples: Iterable[InputExample], tokenizer, max_seq_length
     batch_tokenize = getattr(tokenizer, "tokenize_batch", None)
     examples = iter(examples)
     while block := list(itertools.islice(examples, chunk)):
-        if batch_tokenize is None or len(block) < fast_min:
+        if batch_tokenize is None or (len(block) < fast_min and not getattr(tokenizer, "fast_built", False)):
             yield from (convert_example(e, tokenizer, max_seq_length, truncate=truncate) for e in block)
             continue
         pairs = [e for e in block if e.text_b]
@@ -205,11 +206,14 @@ def _select(out, lengths: torch.Tensor, layer_indexes: list[int], pooling: str) 
 
 def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], batch_size: int = 32,
             pooling: str = "none", device=None, precision: str = "fp32",
-            window_bytes: int = 512 << 20, progress=None) -> Iterator[tuple[InputFeature, np.ndarray]]:
+            window_bytes: int = 512 << 20, progress=None,
+            compile: bool = False) -> Iterator[tuple[InputFeature, np.ndarray]]:
     """Run ``model`` (a BertModel) over ``features``; yield ``(feature, values)`` in input order.
 
     ``values`` is float32 ``[n_tokens, L, H]`` (L = len(layer_indexes)), or ``[L, H]`` when pooled.
-    ``device`` None keeps the model where it is; ``precision`` fp32 / bf16 / fp16 (autocast).
+    ``device`` None keeps the model where it is; ``precision`` fp32 / bf16 / fp16 (see
+    :func:`~openbert.training.predict`: a model cast with ``to_inference_dtype`` runs as cast,
+    a float32 one under autocast); ``compile``: ``torch.compile`` the model (in place).
     ``progress`` (a tqdm bar or None) is advanced by the number of lines done.
     """
     if pooling not in POOLINGS:
@@ -221,7 +225,7 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
         lengths = [len(f.input_ids) for f in window]
         results: list[np.ndarray | None] = [None] * len(window)
         for idx, out in predict(model, window, collate, batch_size, device, precision,
-                                lengths=lengths, progress=False):
+                                lengths=lengths, progress=False, compile=compile):
             batch_lengths = torch.tensor([lengths[i] for i in idx])
             values = _select(out, batch_lengths, layer_indexes, pooling).cpu().numpy()
             if pooling == "none":
@@ -239,25 +243,27 @@ def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], b
 # ---------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=2)
 def load_encoder(init_checkpoint: str, bert_config_file: str | None = None, vocab_file: str | None = None,
-                 do_lower_case: bool = True, max_seq_length: int | None = None,
-                 allow_unused: bool = False):
+                 do_lower_case: bool = True, max_seq_length: int | None = None, device: str = "auto",
+                 precision: str = "fp32", allow_unused: bool = False):
     """``(BertModel, FullTokenizer)`` for a checkpoint (TF prefix / folder, HF or openbert folder,
-    or a model name such as ``minilm-l6``, fetched on first use).
+    or a model name such as ``minilm-l6``, fetched on first use), ready for inference on ``device``
+    at ``precision`` (bf16: dense layers cast once, where the device has bf16; see
+    :func:`~openbert.training.trainer.prepare_for_inference`).
 
     The config and vocab are found beside the checkpoint unless given; ``max_seq_length`` is
     checked against the model when given (``allow_unused``: see
     :func:`openbert.checkpoints.pretrained.load_pretrained`). Cached: ``encode`` calls with the
-    same path load it once.
+    same path and settings load it once.
     """
     source = resolve_model_source(init_checkpoint, bert_config_file, vocab_file, do_lower_case,
                                   max_seq_length)
-    return (BertModel.from_pretrained(source.path, config=source.config, allow_unused=allow_unused),
-            source.tokenizer)
+    model = BertModel.from_pretrained(source.path, config=source.config, allow_unused=allow_unused)
+    return prepare_for_inference(model, precision, device), source.tokenizer
 
 
 def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, layers=-1,
            pooling: str | None = "mean", max_seq_length: int | None = None, batch_size: int = 32,
-           do_lower_case: bool = True, device=None, precision: str = "fp32"):
+           do_lower_case: bool = True, device=None, precision: str = "fp32", compile: bool = False):
     """Embeddings as numpy float32 arrays, in the order of ``texts``.
 
     texts: a string, or a list of strings / ``(text_a, text_b)`` pairs / ``"A ||| B"`` strings.
@@ -266,6 +272,8 @@ def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, 
     layers: an index (-1 = last layer) or a list of indexes.
     pooling: ``"mean"`` (over real tokens, [CLS]/[SEP] included), ``"cls"``, or None for per-token.
     max_seq_length: longer texts are truncated (default 128, or the model's maximum if smaller).
+    precision: fp32, bf16 (a path: dense layers cast once at load where the device has bf16; a
+    model object: as it is cast, else autocast), fp16. compile: ``torch.compile`` the model.
 
     Returns, for N texts: pooled ``[N, H]`` (one layer) or ``[N, L, H]`` (a list of layers); with
     ``pooling=None`` a list of N arrays ``[n_tokens, H]`` / ``[n_tokens, L, H]``. A single string
@@ -274,9 +282,10 @@ def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, 
     single_text = isinstance(texts, str)
     texts = [texts] if single_text else list(texts)
     if isinstance(model, (str, os.PathLike)):
-        model, loaded_tokenizer = load_encoder(os.fspath(model), None, None, do_lower_case)
-        tokenizer = tokenizer or loaded_tokenizer
         device = device or "auto"
+        model, loaded_tokenizer = load_encoder(os.fspath(model), None, None, do_lower_case,
+                                               device=str(device), precision=precision)
+        tokenizer = tokenizer or loaded_tokenizer
     model = getattr(model, "bert", model)  # a model with heads: use its encoder
     if tokenizer is None:
         raise OpenBertError("encode() with a model object needs tokenizer=FullTokenizer(vocab_file, ...)")
@@ -289,7 +298,8 @@ def encode(texts: str | Sequence[str | tuple[str, str]], model, tokenizer=None, 
                 for i, t in enumerate(texts)]
     features = convert_examples(examples, tokenizer, max_seq_length)
     pooling = pooling or "none"
-    values = [v for _, v in extract(features, model, layer_indexes, batch_size, pooling, device, precision)]
+    values = [v for _, v in extract(features, model, layer_indexes, batch_size, pooling, device, precision,
+                                    compile=compile)]
     if single_layer:
         values = [v[..., 0, :] for v in values]
     if pooling == "none":
