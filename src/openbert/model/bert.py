@@ -73,11 +73,27 @@ def truncated_normal_(t: torch.Tensor, std: float) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class _Unpadding:
-    """Where the T real tokens of a [B, S] batch live: ``indices`` into the flattened B*S rows."""
+    """Where the T real tokens of a [B, S] batch live: ``indices`` into the flattened B*S rows;
+    ``rows`` [B*S]: the token row each position reads for attention (its own; padding: the last
+    real token before it, or the first token)."""
 
     indices: torch.Tensor  # [T] long
     batch: int
     seq_len: int
+    rows: torch.Tensor  # [B*S] long
+
+    @classmethod
+    def of(cls, input_mask: torch.Tensor) -> "_Unpadding":
+        flat = input_mask.reshape(-1)
+        rows = (flat.long().cumsum(0) - 1).clamp_min(0)
+        return cls(torch.nonzero(flat).squeeze(1), input_mask.shape[0], input_mask.shape[1], rows)
+
+    def for_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """[T, ...] -> [B, S, ...] with a copy of a real row at each padding position: one gather
+        instead of zero-fill plus scatter. Attention gives the same result as with zeros there:
+        padding keys get the -10000 bias (their weights underflow to exactly 0 either way) and
+        padding queries are dropped by :meth:`unpad`."""
+        return x.index_select(0, self.rows).view((self.batch, self.seq_len) + tuple(x.shape[1:]))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """[T, ...] -> [B, S, ...] with zeros at padding."""
@@ -188,7 +204,7 @@ class BertSelfAttention(nn.Module):
                 unpadding: _Unpadding | None = None) -> torch.Tensor:
         qkv = self.qkv(x)  # [B, S, 3H] or [T, 3H]
         if unpadding is not None:
-            qkv = unpadding.pad(qkv)  # [B, S, 3H]
+            qkv = unpadding.for_attention(qkv)  # [B, S, 3H]
         bsz, seq_len, _ = qkv.shape
         # [B, S, 3, N, D] -> 3 x [B, N, S, D]
         q, k, v = qkv.view(bsz, seq_len, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
@@ -415,8 +431,7 @@ def _padding(input_mask: torch.Tensor, unpad: bool) -> tuple[bool, _Unpadding | 
         return True, None
     if not unpad:
         return False, None
-    bsz, seq_len = input_mask.shape
-    return False, _Unpadding(torch.nonzero(input_mask.reshape(-1)).squeeze(1), bsz, seq_len)
+    return False, _Unpadding.of(input_mask)
 
 
 class BertModel(BertPreTrainedModel):
