@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import transformers
 
+from openbert.training.optimization import lr_at
 from openbert.training.trainer import TrainingArguments
 
 transformers.logging.set_verbosity_error()  # no load report for the fresh heads on every repetition
@@ -19,11 +20,14 @@ transformers.logging.disable_progress_bar()
 
 
 def add_flags(p, speed_steps: int, speed_reps: int = 3) -> None:
-    """--speed_steps, --speed_reps, --skip_accuracy, --skip_speed, --threads, --seed."""
+    """--speed_steps, --speed_reps, --skip_accuracy, --skip_speed, --hf_schedule, --threads, --seed."""
     p.add_argument("--speed_steps", type=int, default=speed_steps)
     p.add_argument("--speed_reps", type=int, default=speed_reps)
     p.add_argument("--skip_accuracy", action="store_true")
     p.add_argument("--skip_speed", action="store_true")
+    p.add_argument("--hf_schedule", default="original", choices=["original", "hf"],
+                   help="HF side's learning-rate schedule: original (BERT's, as openbert: the same recipe) or "
+                        "hf (get_linear_schedule_with_warmup)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=42)
 
@@ -82,7 +86,8 @@ class Peers:
 
     def theirs(self, model, features, steps: int, seed: int) -> tuple[float, float]:
         return hf_train(model, lambda idx: hf_inputs(self.collate([features[i] for i in idx])), len(features),
-                        steps, self.a.train_batch_size, self.a.learning_rate, seed)
+                        steps, self.a.train_batch_size, self.a.learning_rate, seed,
+                        schedule=getattr(self.a, "hf_schedule", "hf"))
 
     def speed(self, features, unit: str) -> None:
         """:func:`interleaved_speed` over ``--speed_reps`` random samples of ``--speed_steps`` batches."""
@@ -109,9 +114,11 @@ def hf_inputs(batch: dict) -> dict:
 
 
 def hf_train(model, make_batch, num_examples: int, steps: int, batch_size: int, lr: float, seed: int,
-             warmup_proportion: float = 0.1) -> tuple[float, float]:
+             warmup_proportion: float = 0.1, schedule: str = "hf") -> tuple[float, float]:
     """Fine-tune ``model`` for ``steps`` batches of ``batch_size`` examples drawn in epoch-shuffled
-    order; ``make_batch(indices)`` gives the HF inputs (labels included). Returns (seconds, CPU seconds)."""
+    order; ``make_batch(indices)`` gives the HF inputs (labels included). ``schedule``: "hf"
+    (get_linear_schedule_with_warmup) or "original" (BERT's: after warmup ``1 - step / T``, as
+    openbert). Returns (seconds, CPU seconds)."""
     no_decay = ("bias", "LayerNorm.weight")
     groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
                "weight_decay": 0.01},
@@ -121,7 +128,11 @@ def hf_train(model, make_batch, num_examples: int, steps: int, batch_size: int, 
         opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6, fused=True)
     except RuntimeError:
         opt = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
-    sched = transformers.get_linear_schedule_with_warmup(opt, int(steps * warmup_proportion), steps)
+    warmup = int(steps * warmup_proportion)
+    if schedule == "original":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_at(step, 1.0, steps, warmup))
+    else:
+        sched = transformers.get_linear_schedule_with_warmup(opt, warmup, steps)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(num_examples) for _ in range(steps * batch_size // num_examples + 1)])
     model.train()

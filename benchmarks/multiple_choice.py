@@ -9,8 +9,8 @@ Data: ``openbert.tasks.multiple_choice.synth`` over the shared WikiText-2 valid 
 and four endings (the true one and three from other articles, of similar length). Train on the
 first ``--train_examples`` questions of its train split, report accuracy on its val split. Inputs
 are made once by openbert (``[CLS] sent1 [SEP] sent2 ending [SEP]`` per choice) and fed to both.
-Both sides: torch AdamW (fused, bias correction), weight decay 0.01, 10% warmup then linear decay,
-clipping at 1.0.
+Both sides: torch AdamW (fused, bias correction), weight decay 0.01, 10% warmup then BERT's linear
+decay (``--hf_schedule=hf``: HF's own on its side), clipping at 1.0.
 
 - openbert: ``tasks.multiple_choice.pipeline.train`` (the Trainer: batches bucketed by their longest
   choice, padded per batch, encoder on real tokens only).

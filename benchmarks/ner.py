@@ -3,16 +3,17 @@ same model, windows, labels and hyper-parameters, in one process.
 
     python benchmarks/ner.py                                   # speed (interleaved) + one full run each
     python benchmarks/ner.py --skip_accuracy                   # speed only
-    python benchmarks/ner.py --train_examples=2000 --eval_examples=1000 --num_train_epochs=1
+    python benchmarks/ner.py --train_examples=1000 --eval_examples=1000 --num_train_epochs=3
 
 Data: the first ``--train_examples`` sentences of the shared eng.train to train, the first
 ``--eval_examples`` of eng.testa to report, turned into windows once by openbert (both sides get
 the same token ids and the same labels: the tag on each word's first sub-token, -100 elsewhere).
 Both sides: batch 32, torch AdamW (fused, bias correction) with weight decay 0.01, 10% linear warmup
-then linear decay, clipping at 1.0; both are scored by the same conlleval code on the same words.
+then BERT's linear decay (``--hf_schedule=hf``: HF's own on its side), clipping at 1.0, shuffled
+batches padded per batch; both are scored by the same conlleval code on the same words.
 
-- openbert: ``tasks.ner.pipeline.train`` (the Trainer: length-bucketed batches, per-batch padding,
-  encoder on real tokens only), evaluation in inference mode, length-sorted.
+- openbert: ``tasks.ner.pipeline.train`` (the Trainer; encoder on real tokens only), evaluation
+  in inference mode, length-sorted.
 - HF: ``BertForTokenClassification`` in a plain torch loop (benchmarks/fine_tuning.py), shuffled
   batches padded to their longest window (DataCollatorForTokenClassification: labels padded with
   -100); evaluation in order under no_grad, padded per batch.
