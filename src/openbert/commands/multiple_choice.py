@@ -16,8 +16,9 @@ import argparse
 
 from ..tasks.multiple_choice import data as mc_data
 from ..tasks.multiple_choice import pipeline
-from .flags import (add_example_limit_flags, add_fine_tuning_schedule_flags, add_model_source_flags,
-                    add_run_flags, add_training_flags, check_run_flags, model_source, run_options, run_task)
+from .flags import (add_example_limit_flags, add_fine_tuning_schedule_flags, add_loading_flags,
+                    add_model_source_flags, add_run_flags, add_training_flags, check_run_flags, model_source,
+                    run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                f"{mc_data.SPLIT_FILES['custom'][split][0]})")
     add_example_limit_flags(c, "questions")
     add_training_flags(parser)
+    add_loading_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:

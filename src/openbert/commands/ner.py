@@ -17,8 +17,9 @@ import argparse
 
 from ..tasks.ner import data as ner_data
 from ..tasks.ner import pipeline
-from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_model_source_flags,
-                    add_run_flags, add_training_flags, check_run_flags, model_source, run_options, run_task)
+from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_loading_flags,
+                    add_model_source_flags, add_run_flags, add_training_flags, check_run_flags, model_source,
+                    run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "centre sentence only (the paper's maximal document context)")
     add_example_limit_flags(c, "sentences")
     add_training_flags(parser)
+    add_loading_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -195,11 +195,16 @@ def atomic_path(path: str | os.PathLike):
                                     f"choose a file name")
             _swap_in(tmp, path)
     except BaseException:
-        _remove(tmp)
-        for d in created:
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
+        _discard(tmp, created)
         raise
+
+
+def _discard(tmp: str, created: list[str]) -> None:
+    """After a failed write: remove the temporary ``tmp`` and the (empty) folders made for it."""
+    _remove(tmp)
+    for d in created:
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
 
 
 def _makedirs(folder: str) -> list[str]:
@@ -493,10 +498,7 @@ def output_folder(path: str | os.PathLike, command: str | None = None, fresh: bo
         follow_umask(tmp, recursive=False)
         _swap_in(tmp, path)
     except BaseException:
-        _remove(tmp)
-        for d in created:
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
+        _discard(tmp, created)
         raise
 
 
