@@ -89,10 +89,12 @@ def tiny_vocab_tokens() -> list[str]:
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Random tiny models saved as openbert folders with a small vocab: ``mlm`` (pre-training heads),
     ``cls`` (3-label classifier: neg / neu / pos), ``qa`` (SQuAD v1 span head), ``qa2`` (the same
-    head, saved as a SQuAD 2.0 model)."""
+    head, saved as a SQuAD 2.0 model), ``ner`` (a token classifier with IOB2 PER / LOC tags, as
+    ``openbert ner`` saves one)."""
     from openbert.checkpoints import save_pretrained
     from openbert.config import BertConfig
-    from openbert.model.bert import BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification
+    from openbert.model.bert import (BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
+                                     BertForTokenClassification)
 
     root = tmp_path_factory.mktemp("tiny_models")
     vocab = root / "vocab.txt"
@@ -108,7 +110,13 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     save_pretrained(qa, root / "qa", vocab_file=vocab)
     qa.config = config.replace(extra={"version_2_with_negative": True})
     save_pretrained(qa, root / "qa2", vocab_file=vocab)
-    return {name: root / name for name in ("mlm", "cls", "qa", "qa2")}
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    ner = BertForTokenClassification(config.replace(extra={"id2label": {str(i): t for i, t in enumerate(tags)}, "tag_scheme": "iob2"}),
+                                     num_labels=len(tags))
+    with torch.no_grad():  # a bias towards entity tags, so that random weights find some entities
+        ner.classifier.bias.copy_(torch.tensor([0.0, 0.3, 0.2, 0.3, 0.2]))
+    save_pretrained(ner, root / "ner", vocab_file=vocab)
+    return {name: root / name for name in ("mlm", "cls", "qa", "qa2", "ner")}
 @pytest.fixture
 def tiny_words() -> list[str]:
     """The words of tiny_bert_dir's vocabulary (besides [PAD] [UNK] [CLS] [SEP] [MASK] . ?)."""

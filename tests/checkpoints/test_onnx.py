@@ -72,7 +72,8 @@ def test_convert_to_onnx_writes_model_config_and_vocab(minilm_dir, shared_data, 
     out = tmp_path / "onnx"
     assert main(["convert", "--input", str(minilm_dir), "--output", str(out), "--to", "onnx"]) == 0
     assert "exported BertModel (encoder)" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["bert_config.json", "config.json", "model.onnx", "vocab.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".openbert-manifest.json", "bert_config.json", "config.json",
+                                                     "model.onnx", "vocab.txt"]
     model = BertModel.from_pretrained(minilm_dir).eval()
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     for ids, mask, segs in _batches(model.config.vocab_size, seed=1):
@@ -88,3 +89,33 @@ def test_convert_head_flag_only_for_onnx(tmp_path, tiny_config):
     BertModel(tiny_config).save_pretrained(tmp_path / "m")
     assert main(["convert", "--input", str(tmp_path / "m"), "--output", str(tmp_path / "tf"),
                  "--head", "encoder"]) == 2
+
+
+def test_export_is_all_or_nothing(tiny_config, tmp_path, monkeypatch):
+    """A failed export leaves the folder as it was; a user's file beside it is never replaced."""
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    path = export_onnx(BertModel(tiny_config).eval(), out)
+    assert sorted(p.name for p in out.iterdir()) == [".openbert-manifest.json", "bert_config.json",
+                                                     "config.json", "model.onnx", "notes.txt"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken_save(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch.onnx.ONNXProgram, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_onnx(BertModel(tiny_config).eval(), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx"]  # no staging folder left
+    assert path == str(out / "model.onnx")
+
+
+def test_convert_to_onnx_refuses_a_foreign_folder(tiny_config, tmp_path):
+    BertModel(tiny_config).save_pretrained(tmp_path / "m")
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "data.csv").write_text("a,b")
+    assert main(["convert", "--input", str(tmp_path / "m"), "--output", str(out), "--to", "onnx"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["data.csv"]

@@ -54,6 +54,25 @@ def test_jsonl_classifier_with_ids(tiny_models, tmp_path):
     assert rows[0]["scores"] == pytest.approx(ref[0]["scores"], abs=1e-5)
 
 
+def test_ner_text_lines_and_word_lists(tiny_models, tmp_path):
+    """A token classifier's model predicts ner by default; {"words": [...]} is tagged as given."""
+    inp = tmp_path / "in.jsonl"
+    records = [{"id": 1, "text": "john smith sat on the mat ."}, {"id": 2, "words": ["the", "big", "dog"]}]
+    inp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", f"--init_checkpoint={tiny_models['ner']}", f"--input_file={inp}",
+                 f"--output_file={out}", "--noprogress"]) == 0
+    rows = _rows(out)
+    ref = openbert.pipeline("ner", model=tiny_models["ner"])(["john smith sat on the mat .", ["the", "big", "dog"]])
+    assert [r["id"] for r in rows] == [1, 2]
+    assert [{k: r[k] for k in ("text", "words", "tags")} for r in rows] == \
+        [{k: r[k] for k in ("text", "words", "tags")} for r in ref]
+    inp.write_text('{"words": "not a list"}\n', encoding="utf-8")
+    assert main(["predict", f"--init_checkpoint={tiny_models['ner']}", f"--input_file={inp}",
+                 f"--output_file={tmp_path / 'bad.jsonl'}", "--noprogress"]) == 2
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
 def test_qa_and_fill_mask_through_stdin_and_stdout(tiny_models, monkeypatch, capsys):
     item = {"question": "who went ?", "context": "A man went to the store."}
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(item) + "\n" + "who sat ? ||| the cat sat .\n"))

@@ -244,3 +244,29 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits(tiny_models, tmp_pat
         assert "every request in flight was answered" in server.text()
     finally:
         server.stop()
+
+
+def test_ner_server_tags_texts_and_word_lists(tiny_models, tmp_path):
+    ner = ServerProcess(tiny_models["ner"], tmp_path / "ner.log")
+    try:
+        ner.ready()
+        index = request(ner.port, "GET", "/")[1]
+        assert index["tasks"] == ["ner", "embed"]
+        assert [r["path"] for r in index["routes"] if r["method"] == "POST"] == ["/v1/embeddings", "/embed", "/ner"]
+        pipe = openbert.pipeline("ner", model=tiny_models["ner"])
+        text, words = "John Smith sat on the mat in paris.", ["the", "big", "dog"]
+        status, out = post(ner.port, "/ner", {"inputs": text})
+        ref = pipe(text)
+        assert status == 200 and len(out) == 1
+        assert out[0]["tags"] == ref["tags"] and out[0]["words"] == ref["words"]
+        assert [(e["type"], e["start"], e["end"]) for e in out[0]["entities"]] == \
+            [(e["type"], e["start"], e["end"]) for e in ref["entities"]]
+        status, out = post(ner.port, "/ner", {"words": words})
+        assert status == 200 and out[0]["tags"] == pipe([words])[0]["tags"]
+        status, out = post(ner.port, "/ner", {"inputs": [words, ["a"]]})
+        assert status == 200 and [o["words"] for o in out] == [words, ["a"]]
+        assert post(ner.port, "/ner", {"words": ["a", ""]})[0] == 422
+        assert post(ner.port, "/ner", {"inputs": [["a"], 3]})[0] == 422
+        assert post(ner.port, "/predict", {"inputs": "a"})[0] == 404
+    finally:
+        ner.stop()

@@ -12,7 +12,7 @@ import pytest
 import openbert
 from openbert.errors import OpenBertError
 from openbert.tasks.features.extract import SequenceTooLong
-from openbert.serve.pipelines import head_tasks, inspect_checkpoint, load_model
+from openbert.serve.pipelines import NerPipeline, head_tasks, inspect_checkpoint, load_model
 
 TEXTS = ["the cat sat on the mat", "paris is the capital of france", "who went to the store ?",
          "a", "the big red dog went north and the small blue cat went south"]
@@ -174,3 +174,75 @@ def test_models_serve_the_tasks_their_heads_support(tiny_models):
         openbert.pipeline("summarize", model=tiny_models["cls"])
     with pytest.raises(OpenBertError, match="not a named model"):
         openbert.pipeline("embed", model="no-such-model")
+
+
+def _first_subtoken_tags(pipe, words):
+    """The tags an independent pass gives: [CLS] pieces [SEP] through the model, argmax at each
+    word's first sub-token."""
+    import torch
+
+    ids, firsts = [pipe.tokenizer.convert_tokens_to_ids(["[CLS]"])[0]], []
+    for w in words:
+        firsts.append(len(ids))
+        ids.extend(pipe.tokenizer.convert_tokens_to_ids(pipe.tokenizer.tokenize(w)) or
+                   pipe.tokenizer.convert_tokens_to_ids(["[UNK]"]))
+    ids.append(pipe.tokenizer.convert_tokens_to_ids(["[SEP]"])[0])
+    with torch.no_grad():
+        logits = pipe.model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long),
+                            torch.zeros(1, len(ids), dtype=torch.long)).logits[0]
+    return [pipe.labels[int(logits[i].argmax())] for i in firsts]
+
+
+def test_ner_tags_each_word_from_its_first_sub_token_with_character_offsets(tiny_models):
+    from openbert.tasks.ner.metrics import chunks
+
+    pipe = openbert.pipeline("ner", model=tiny_models["ner"])
+    assert pipe.labels == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    text = "John  Smith sat on the mat, where the big dog ran."
+    out = pipe(text)
+    assert out["words"] == ["John", "Smith", "sat", "on", "the", "mat", ",", "where", "the", "big", "dog",
+                            "ran", "."]
+    assert out["tags"] == _first_subtoken_tags(pipe, out["words"])
+    assert [(e["type"], e["first_word"], e["last_word"] + 1) for e in out["entities"]] == chunks(out["tags"])
+    assert out["entities"], "the biased head finds entities"
+    for e in out["entities"]:
+        assert e["text"] == text[e["start"]:e["end"]]
+        assert text[e["start"]:e["end"]].startswith(out["words"][e["first_word"]])
+        assert 0 < e["score"] <= 1
+    words = ["the", "cat", "sat", "on", "the", "mat"]
+    given = pipe([words, text])
+    assert given[0]["words"] == words and given[0]["text"] == "the cat sat on the mat"
+    assert given[0]["tags"] == _first_subtoken_tags(pipe, words) and given[1] == out
+    with pytest.raises(OpenBertError, match="input 2: expected a text or a list of non-empty words"):
+        pipe(["a", ["the", ""]])
+
+
+def test_ner_windows_predict_every_word_of_a_long_text_once(tiny_models):
+    pipe = openbert.pipeline("ner", model=tiny_models["ner"])  # 64 positions: 62 sub-tokens a window
+    text = " ".join(["john smith sat on the mat"] * 30)  # 180 words
+    prepared = pipe.prepare([text])
+    assert len(prepared.features) > 2
+    predicted = sorted(w for f in prepared.features for w in f.words)
+    assert predicted == list(range(180))
+    out = pipe(text)
+    assert len(out["tags"]) == 180 and all(out["tags"])
+    # a word far from a window's edge is tagged as in a short text with the same neighbours
+    assert pipe("a b c")["tags"] == _first_subtoken_tags(pipe, ["a", "b", "c"])
+
+
+def test_ner_needs_a_token_classifier_with_tag_names(tiny_models, tmp_path):
+    from openbert.checkpoints import save_pretrained
+    from openbert.model.bert import BertForTokenClassification
+
+    assert inspect_checkpoint(tiny_models["ner"])[1] == ("ner", "embed")
+    with pytest.raises(OpenBertError, match="cannot do ner: it needs a token classifier"):
+        openbert.pipeline("ner", model=tiny_models["cls"])
+    loaded = load_model(tiny_models["ner"])
+    model = BertForTokenClassification(loaded.config.replace(extra={}), num_labels=5)
+    save_pretrained(model, tmp_path / "nolabels", vocab_file=tiny_models["ner"] / "vocab.txt")
+    plain = openbert.pipeline("ner", model=tmp_path / "nolabels")  # HF's LABEL_i names: tags, no entities
+    assert plain.labels == [f"LABEL_{i}" for i in range(5)] and plain("the cat")["entities"] == []
+    bare = load_model(tmp_path / "nolabels")
+    bare.model.config = bare.config.replace(extra={})  # a config with no id2label at all
+    with pytest.raises(OpenBertError, match="has no tag names for its 5 outputs"):
+        NerPipeline(bare)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import OpenBertError
-from ..io.fileio import atomic_path
+from ..io.fileio import output_folder
 from ..model.bert import (BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
                           BertForTokenClassification, BertModel)
 from .pretrained import _copy_vocab, find_config
@@ -79,9 +79,11 @@ class _Outputs(nn.Module):
 
 
 def export_onnx(model: nn.Module, directory, head: str = "encoder", vocab_file=None,
-                opset_version: int = 18) -> str:
+                opset_version: int = 18, **folder) -> str:
     """Write ``model`` (an instance of ``HEADS[head][0]``) as ``directory/model.onnx`` with its
-    configs (and vocab.txt when given); returns the path of model.onnx."""
+    configs (and vocab.txt when given); returns the path of model.onnx. The folder is swapped in
+    complete, as :func:`openbert.checkpoints.write_hf_folder` writes its own (``folder``: the same
+    fresh / strict / overwrite / command / flag options)."""
     if head not in HEADS:
         raise OpenBertError(f"unknown ONNX head {head!r}: use one of {', '.join(HEADS)}")
     cls, outputs = HEADS[head]
@@ -94,7 +96,6 @@ def export_onnx(model: nn.Module, directory, head: str = "encoder", vocab_file=N
         raise OpenBertError(f"ONNX export needs the onnx and onnxscript packages ({e.name} is missing): "
                             "pip install 'openbert[onnx]'") from None
     directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
     config = model.config
     wrapper = _Outputs(model, outputs).eval()
     # shapes only (both axes are dynamic); three distinct tensors, or the tracer takes them as one
@@ -107,14 +108,15 @@ def export_onnx(model: nn.Module, directory, head: str = "encoder", vocab_file=N
             wrapper, example, dynamo=True,
             input_names=list(INPUT_NAMES), output_names=list(outputs), opset_version=opset_version,
             dynamic_shapes={name: axes for name in INPUT_NAMES}, verbose=False)
-    target = os.path.join(directory, "model.onnx")
-    with atomic_path(target) as tmp:
-        program.save(tmp, external_data=False)  # one file (protobuf's limit: 2 GiB, above BERT-Large)
     num_labels = getattr(model, "num_labels", None) if head.endswith("classification") else None
-    config.to_hf_json_file(os.path.join(directory, "config.json"), cls.hf_architecture
-                           if head != "masked_lm" else "BertForMaskedLM", num_labels=num_labels)
-    config.to_json_file(os.path.join(directory, "bert_config.json"))
-    _copy_vocab(vocab_file, directory)
+    with output_folder(directory, **folder) as tmp:
+        program.save(os.path.join(tmp, "model.onnx"), external_data=False)  # one file (protobuf's limit:
+        # 2 GiB, above BERT-Large)
+        config.to_hf_json_file(os.path.join(tmp, "config.json"), cls.hf_architecture
+                               if head != "masked_lm" else "BertForMaskedLM", num_labels=num_labels)
+        config.to_json_file(os.path.join(tmp, "bert_config.json"))
+        _copy_vocab(vocab_file, tmp)
+    target = os.path.join(directory, "model.onnx")
     return target
 
 

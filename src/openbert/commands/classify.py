@@ -17,9 +17,8 @@ import os
 
 from ..tasks.classification import pipeline
 from ..tasks.classification.data import PROCESSORS, canonical_task_name
-from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_loading_flags,
-                    add_model_source_flags, add_run_flags, add_training_flags, check_run_flags,
-                    model_source, run_options, run_task)
+from .flags import (add_bool, add_fine_tuning_schedule_flags, add_fine_tuning_tail, add_model_source_flags,
+                    add_run_flags, check_run_flags, fine_tuned_source, run_options, run_task)
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--labels", default=None,
                    help="custom task: comma-separated label list (default: sorted labels of the train set)")
     add_bool(c, "regression", False, "custom task: the label is a number (MSE loss, Pearson/Spearman)")
-    add_example_limit_flags(c)
-    add_training_flags(parser)
-    add_loading_flags(parser)
+    add_fine_tuning_tail(parser, c)
 
 
 def _check_args(args) -> None:
@@ -63,7 +60,7 @@ def _inputs(args) -> list:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir)
+    source = fine_tuned_source(args)
     custom = pipeline.CustomColumns(
         *(getattr(args, f"{s}_file") or f"{s}.tsv" for s in ("train", "dev", "test")),
         text_a=args.text_a_column, text_b=args.text_b_column, label=args.label_column,

@@ -101,17 +101,17 @@ def run(args) -> int:
     vocab = args.vocab_file or checkpoints.find_vocab(src)
     if vocab is None:
         logger.warning("no vocab.txt beside %s and no --vocab_file: the output has no vocabulary", src)
+    opts = dict(fresh=True, strict=True, overwrite=args.overwrite_output_dir, command="convert",
+                flag="--output")
     if to == "onnx":
         head = onnx.head_of_checkpoint(state, src) if args.head == "auto" else args.head
         del state
         model = onnx.HEADS[head][0].from_pretrained(src, config=config)
-        written = onnx.export_onnx(model, out, head, vocab)
+        written = onnx.export_onnx(model, out, head, vocab, **opts)
         print(f"exported {type(model).__name__} ({head}) from {source} to ONNX: {written}")
         return 0
     if args.head != "auto":
         raise OpenBertError("--head applies to --to onnx only")
-    opts = dict(fresh=True, strict=True, overwrite=args.overwrite_output_dir, command="convert",
-                flag="--output")
     if to == "hf":
         checkpoints.write_hf_folder(state, config, out, vocab, **opts)
         written = os.path.join(out, "model.safetensors")

@@ -179,6 +179,21 @@ def model_source(args: argparse.Namespace, saved_model_dir=None, need_tokenizer:
                                 allow_unused=getattr(args, "allow_unused_weights", False))
 
 
+def fine_tuned_source(args: argparse.Namespace, need_tokenizer: bool = True) -> ModelSource:
+    """The model a train / eval / predict run uses: --init_checkpoint when training, otherwise the
+    model trained earlier in --output_dir (as the original)."""
+    return model_source(args, saved_model_dir=None if args.do_train else args.output_dir,
+                        need_tokenizer=need_tokenizer)
+
+
+def add_fine_tuning_tail(parser: argparse.ArgumentParser, data_group, what: str = "examples") -> None:
+    """The flags every fine-tuning command ends with: the example limits (in ``data_group``), the
+    training engine and checkpoint loading."""
+    add_example_limit_flags(data_group, what)
+    add_training_flags(parser)
+    add_loading_flags(parser)
+
+
 def model_inputs(args: argparse.Namespace) -> list:
     """The model files the flags name (an output folder must never hold them when training)."""
     return [getattr(args, name, None) for name in ("init_checkpoint", "bert_config_file", "vocab_file")]

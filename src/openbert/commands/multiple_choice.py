@@ -16,9 +16,8 @@ import argparse
 
 from ..tasks.multiple_choice import data as mc_data
 from ..tasks.multiple_choice import pipeline
-from .flags import (add_example_limit_flags, add_fine_tuning_schedule_flags, add_loading_flags,
-                    add_model_source_flags, add_run_flags, add_training_flags, check_run_flags, model_source,
-                    run_options, run_task)
+from .flags import (add_fine_tuning_schedule_flags, add_fine_tuning_tail, add_model_source_flags, add_run_flags,
+                    check_run_flags, fine_tuned_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,15 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         c.add_argument(f"--{split}_file", help=f"the {split} file: a name in --data_dir or a path (default: "
                                                f"swag {mc_data.SPLIT_FILES['swag'][split][0]}, custom "
                                                f"{mc_data.SPLIT_FILES['custom'][split][0]})")
-    add_example_limit_flags(c, "questions")
-    add_training_flags(parser)
-    add_loading_flags(parser)
+    add_fine_tuning_tail(parser, c, "questions")
 
 
 def run(args: argparse.Namespace) -> int:
     check_run_flags(args)
     mc_data.check_task(args.task_name)
-    source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir)
+    source = fine_tuned_source(args)
     files = pipeline.ChoiceFiles(args.data_dir, args.train_file, args.dev_file, args.test_file,
                                  args.max_train_examples, args.max_eval_examples)
     task = pipeline.MultipleChoiceTask(args.task_name, source.tokenizer, args.output_dir, args.max_seq_length, files,

@@ -17,9 +17,8 @@ import argparse
 
 from ..tasks.ner import data as ner_data
 from ..tasks.ner import pipeline
-from .flags import (add_bool, add_example_limit_flags, add_fine_tuning_schedule_flags, add_loading_flags,
-                    add_model_source_flags, add_run_flags, add_training_flags, check_run_flags, model_source,
-                    run_options, run_task)
+from .flags import (add_bool, add_fine_tuning_schedule_flags, add_fine_tuning_tail, add_model_source_flags,
+                    add_run_flags, check_run_flags, fine_tuned_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,15 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bool(c, "document_context", False,
              "fill each window with the neighbouring sentences of the same document and predict the "
              "centre sentence only (the paper's maximal document context)")
-    add_example_limit_flags(c, "sentences")
-    add_training_flags(parser)
-    add_loading_flags(parser)
+    add_fine_tuning_tail(parser, c, "sentences")
 
 
 def run(args: argparse.Namespace) -> int:
     check_run_flags(args)
     ner_data.check_scheme(args.tag_scheme)
-    source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir)
+    source = fine_tuned_source(args)
     files = pipeline.ConllFiles(args.data_dir, args.train_file, args.dev_file, args.test_file, args.tag_column,
                                 args.max_train_examples, args.max_eval_examples)
     task = pipeline.NerTask(source.tokenizer, args.output_dir, files,

@@ -5,13 +5,15 @@
     echo "a sentence" | openbert predict --init_checkpoint=minilm-l6 > vectors.jsonl
 
 Input (--input_file, - for stdin): text lines (``A ||| B`` for a pair; ``question ||| context`` for
-qa) or JSON lines: {"text": ..., "text_pair"?: ...}, {"question": ..., "context": ...} (qa), with an
-optional "id". Blank lines are skipped. The task is the model's fine-tuned head (classify, qa),
-else embed; --task picks another (fill-mask for a checkpoint with the masked-LM head).
+qa) or JSON lines: {"text": ..., "text_pair"?: ...}, {"question": ..., "context": ...} (qa),
+{"words": [...]} (ner, words tagged as given), with an optional "id". Blank lines are skipped. The
+task is the model's fine-tuned head (classify, qa, ner), else embed; --task picks another
+(fill-mask for a checkpoint with the masked-LM head).
 
 Output (--output_file, - for stdout): one JSON object a line, in input order, with the input's "id"
 (or its "line" number) and the prediction: embed {"embedding"}, classify {"label", "score",
-"scores"}, qa {"answer", "score", "start", "end"}, fill-mask {"text", "tokens", "masks"}. Lines
+"scores"}, qa {"answer", "score", "start", "end"}, fill-mask {"text", "tokens", "masks"}, ner {"text",
+"words", "tags", "entities"}. Lines
 stream out as they are done; a file appears (atomically) only when every line has succeeded.
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ def add_arguments(parser) -> None:
                            max_seq_length_help="longer texts are truncated (default: the model's "
                                                "max_position_embeddings; qa 384, fill-mask 128)")
     parser.add_argument("--task", choices=TASKS, default="auto",
-                        help="auto: the model's fine-tuned head (classify, qa), else embed (default: %(default)s)")
+                        help="auto: the model's fine-tuned head (classify, qa, ner), else embed (default: %(default)s)")
     parser.add_argument("--input_file", default="-", help="text or JSON lines; - for stdin (default: %(default)s)")
     parser.add_argument("--output_file", default="-", help="JSON lines; - for stdout (default: %(default)s)")
     parser.add_argument("--input_format", choices=FORMATS, default="auto",
@@ -109,6 +111,11 @@ def _to_input(task: str, line: str, n: int, jsonl: bool, source: str):
         if not isinstance(record.get("question"), str) or not isinstance(record.get("context"), str):
             raise OpenBertError(f'{source}, line {n}: qa needs "question" and "context" strings')
         return {"question": record["question"], "context": record["context"]}, rid
+    if task == "ner" and "words" in record:
+        words = record["words"]
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise OpenBertError(f'{source}, line {n}: "words" must be a non-empty list of non-empty strings')
+        return words, rid
     text = record.get("text", record.get("text_a"))
     pair = record.get("text_pair", record.get("text_b"))
     if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):

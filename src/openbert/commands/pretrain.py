@@ -23,7 +23,7 @@ from ..tasks import common
 from ..tasks.pretraining import pipeline
 from ..tasks.pretraining.data import PretrainingDataset
 from .flags import (add_bool, add_loading_flags, add_model_source_flags, add_training_flags,
-                    check_flag_values, model_inputs, model_source, run_options, training_arguments)
+                    check_flag_values, fine_tuned_source, model_inputs, run_options, training_arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.output_dir, "pretrain", overwrite=args.do_train and args.overwrite_output_dir,
                      inputs=inputs)  # before reading the data: a wrong folder is known at once
     # eval alone evaluates the model trained earlier in --output_dir, as the original
-    source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir,
-                          need_tokenizer=False)
+    source = fine_tuned_source(args, need_tokenizer=False)
     dataset = PretrainingDataset(args.input_file, args.max_seq_length, args.max_predictions_per_seq,
                                  verify_crc=args.verify_crc)
     # the vocabulary travels with the data: saved with the model unless --vocab_file names another

@@ -27,23 +27,26 @@ def add_arguments(parser) -> None:
                            max_seq_length_help="longer texts are truncated (413 with \"truncate\": false) "
                                                "(default: the model's max_position_embeddings; qa 384, "
                                                "fill-mask 128)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default: %(default)s)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="autocast precision (default: %(default)s)")
-    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean",
-                        help="embeddings: mean over the tokens or the [CLS] vector (default: %(default)s)")
-    parser.add_argument("--max_batch_tokens", type=int, default=16384,
-                        help="padded tokens (sequences x longest) per model batch (default: %(default)s)")
-    parser.add_argument("--max_wait_ms", type=float, default=5.0,
-                        help="longest a request waits for others to share its batch (default: %(default)s)")
-    parser.add_argument("--max_client_batch_size", type=int, default=256,
-                        help="most inputs in one request (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--num_threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, one per core)")
-    add_bool(parser, "access_log", False, "log every request")
+    net = parser.add_argument_group("the server")
+    net.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)")
+    net.add_argument("--port", type=int, default=8080, help="0 picks a free port (default: %(default)s)")
+    add_bool(net, "access_log", False, "log every request")
+    net.add_argument("--max_client_batch_size", type=int, default=256,
+                     help="most inputs in one request (default: %(default)s)")
+    run = parser.add_argument_group("running the model")
+    run.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                     help="autocast precision (default: %(default)s)")
+    run.add_argument("--pooling", choices=("mean", "cls"), default="mean",
+                     help="embeddings: mean over the tokens or the [CLS] vector (default: %(default)s)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    run.add_argument("--num_threads", type=int, default=None,
+                     help="torch intra-op threads (default: torch's choice, one per core)")
+    batching = parser.add_argument_group("batching requests together")
+    batching.add_argument("--max_batch_tokens", type=int, default=16384,
+                          help="padded tokens (sequences x longest) per model batch (default: %(default)s)")
+    batching.add_argument("--max_wait_ms", type=float, default=5.0,
+                          help="longest a request waits for others to share its batch (default: %(default)s)")
 
 
 def _require_extra() -> None:

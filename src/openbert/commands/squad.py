@@ -16,7 +16,7 @@ import argparse
 from ..errors import OpenBertError
 from ..tasks.squad import pipeline
 from .flags import (add_bool, add_fine_tuning_schedule_flags, add_loading_flags, add_model_source_flags,
-                    add_training_flags, check_flag_values, model_source, run_options, run_task)
+                    add_training_flags, check_flag_values, fine_tuned_source, run_options, run_task)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,7 @@ def check_args(args) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
-    source = model_source(args, saved_model_dir=None if args.do_train else args.output_dir)
+    source = fine_tuned_source(args)
     task = pipeline.SquadTask(
         source.tokenizer, args.output_dir, args.train_file, args.predict_file,
         pipeline.Windows(args.max_seq_length, args.doc_stride, args.max_query_length),

@@ -232,11 +232,12 @@ def _join_qkv(module: BertSelfAttention, state: dict, prefix: str, *args) -> Non
 
 
 class BertSelfOutput(nn.Module):
-    """a = LayerNorm(x + dropout(dense(context)))."""
+    """a = LayerNorm(x + dropout(dense(context))): back to the hidden size, the residual added.
+    ``in_features`` is the width of ``context`` (the hidden size after attention)."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, in_features: int | None = None):
         super().__init__()
-        self.dense = Dense(config.hidden_size, config.hidden_size)
+        self.dense = Dense(in_features or config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -270,17 +271,11 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(a))
 
 
-class BertOutputLayer(nn.Module):
-    """h = LayerNorm(a + dropout(dense(intermediate)))."""
+class BertOutputLayer(BertSelfOutput):
+    """h = LayerNorm(a + dropout(dense(intermediate))): the same step after the feed-forward layer."""
 
     def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = Dense(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, intermediate: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(a + self.dropout(self.dense(intermediate)))
+        super().__init__(config, config.intermediate_size)
 
 
 class BertLayer(nn.Module):

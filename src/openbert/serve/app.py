@@ -16,7 +16,7 @@ Routes (each task's only when the model has the head for it; ``GET /`` lists the
 - ``POST /qa``  ``{"question", "context"}`` or ``{"inputs": [{"question", "context"}]}`` ->
   ``[{"answer", "score", "start", "end"}]``
 - ``POST /fill-mask``  ``{"inputs": str | [str], "top_k"?: 5}`` -> ``[{"text", "tokens", "masks"}]``
-- ``POST /ner``  when the NER task is installed and the model is a token classifier
+- ``POST /ner``  when the model is a token classifier (``openbert ner``): tags and entities
 - ``GET /``, ``GET /health``, ``GET /metrics`` (Prometheus text format)
 
 Bad requests get a 4xx with a JSON error (OpenAI's shape on ``/v1/*``, TEI's elsewhere): 400
@@ -163,6 +163,22 @@ def _parse_qa(body: dict, server: "Server") -> tuple[list, dict]:
             _options(body, ("max_answer_length", "n_best_size", "null_score_diff_threshold")))
 
 
+def _words(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(w, str) and w.strip() for w in value):
+        raise RequestError(422, f'{where} must be a non-empty list of non-empty words (strings)')
+    return value
+
+
+def _parse_ner(body: dict, server: "Server") -> tuple[list, dict]:
+    """``"inputs"``: a text, or a list of texts and word lists; or ``"words"``: one word list."""
+    if "words" in body:
+        return [_words(body["words"], '"words"')], {}
+    items = body.get("inputs")
+    if isinstance(items, list) and items and all(isinstance(x, list) for x in items):
+        return [_words(x, f'"inputs"[{i}]') for i, x in enumerate(items)], {}
+    return _texts(body, "inputs"), {}
+
+
 def _parse_fill_mask(body: dict, server: "Server") -> tuple[list, dict]:
     return _texts(body, "inputs", pairs=True), _options(body, ("top_k", "truncate"))
 
@@ -188,11 +204,11 @@ ROUTES = [
     TaskRoute("/predict", "classify", "sequence classification: label and scores", _parse_predict),
     TaskRoute("/qa", "qa", "extractive question answering: answer, score, character offsets", _parse_qa),
     TaskRoute("/fill-mask", "fill-mask", "top-k tokens for every [MASK]", _parse_fill_mask),
-    TaskRoute("/ner", "ner", "named entities (token classification)", _parse_predict),
+    TaskRoute("/ner", "ner", "named entities: tags per word, entities with character offsets", _parse_ner),
 ]
 
 
-WARM_UP = {"embed": ["warm up"], "classify": ["warm up"], "fill-mask": ["warm [MASK] up"],
+WARM_UP = {"embed": ["warm up"], "classify": ["warm up"], "fill-mask": ["warm [MASK] up"], "ner": ["warm up"],
            "qa": [{"question": "what is warm?", "context": "warm up ."}]}
 
 

@@ -7,6 +7,7 @@ plain Python objects (lists, dicts, floats, strings).
     openbert.pipeline("qa", model="out/squad")({"question": ..., "context": ...})
     # -> {"answer", "score", "start", "end"}: context[start:end] is the answer
     openbert.pipeline("fill-mask", model=M)("the [MASK] sat")  # -> {"text", "tokens", "masks"}
+    openbert.pipeline("ner", model="out/conll")("John lives in Berlin")  # -> {"tags", "entities", ...}
 
 A single input gives a single result, a list gives a list. Text inputs are strings (``"A ||| B"``
 is a pair, as everywhere in openbert) or ``(text_a, text_b)`` pairs.
@@ -93,8 +94,7 @@ def head_tasks(names, architectures: Sequence[str] = ()) -> tuple[str, ...]:
         tasks.append("qa")
     if "classifier.weight" in names:
         if any("TokenClassification" in a for a in architectures):
-            if "ner" in PIPELINES:
-                tasks.append("ner")
+            tasks.append("ner")
         elif not any("MultipleChoice" in a for a in architectures):
             tasks.append("classify")
     if all(n in names for n in MLM_HEAD):
@@ -137,9 +137,6 @@ def load_model(model: str | os.PathLike, task: str | None = None, device="auto",
 
     if task is not None and task not in TASKS:
         raise OpenBertError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
-    if task == "ner" and "ner" not in PIPELINES:
-        raise OpenBertError("the ner pipeline needs the NER task (`openbert ner`), which this "
-                            "installation does not have")
     path, supported, source = inspect_checkpoint(model)
     if task is not None and task not in supported:
         raise OpenBertError(f"{source} cannot do {task}: it needs {_WHAT_HEAD[task]}; this checkpoint "
@@ -457,9 +454,113 @@ class FillMaskPipeline(Pipeline):
                 for t, f, masks in zip(prepared.inputs, prepared.features, raw)]
 
 
+def split_words(text: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the words of ``text`` as BERT's basic tokenizer splits
+    it: at whitespace, and every punctuation character a word of its own."""
+    from ..tokenization.unicode import is_punctuation, is_whitespace
+
+    spans, start = [], None
+    for i, ch in enumerate(text):
+        if is_whitespace(ch) or is_punctuation(ch):
+            if start is not None:
+                spans.append((start, i))
+                start = None
+            if not is_whitespace(ch):
+                spans.append((i, i + 1))
+        elif start is None:
+            start = i
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+class NerPipeline(Pipeline):
+    """Tags and entities per text (or per list of words, tagged as given), with a model fine-tuned
+    by ``openbert ner``: each word's tag from its first sub-token, long texts in windows (every
+    word predicted once), entities read with conlleval's rules in the model's tag scheme.
+
+    -> ``{"text", "words", "tags", "entities": [{"type", "text", "start", "end", "first_word",
+    "last_word", "score"}]}``; ``start`` / ``end`` are character offsets into ``text`` (for a list
+    of words, ``text`` is the words joined by spaces); ``score`` is the mean probability of the
+    entity's word tags."""
+
+    task = "ner"
+    default_max_seq_length = 128
+    options = {}
+
+    def __init__(self, loaded: LoadedModel, doc_stride: int | None = None, **kwargs):
+        from ..tasks.common import label_names
+
+        super().__init__(loaded, **kwargs)
+        self.labels = label_names(loaded.config)
+        n = self.model.num_labels
+        if not self.labels or len(self.labels) != n:
+            raise OpenBertError(f"{loaded.name}: the model has no tag names for its {n} outputs (id2label in "
+                                "config.json); use a model fine-tuned by `openbert ner`")
+        size = self.max_seq_length - 2
+        self.doc_stride = doc_stride or max(1, size // 2)
+        if not 1 <= self.doc_stride <= size:
+            raise OpenBertError(f"doc_stride={doc_stride} must be between 1 and max_seq_length - 2 = {size}")
+
+    def is_single(self, inputs) -> bool:
+        return isinstance(inputs, str)
+
+    def prepare(self, inputs: list, **options) -> Prepared:
+        from ..tasks.ner.data import ConllFile, Sentence, convert_to_features
+
+        opts = self.check_options(options)
+        sentences, texts, offsets = [], [], []
+        for i, x in enumerate(inputs):
+            if isinstance(x, str):
+                spans = split_words(x)
+                words, text = [x[a:b] for a, b in spans], x
+            elif isinstance(x, (list, tuple)) and all(isinstance(w, str) and w and not w.isspace() for w in x):
+                words, text = list(x), " ".join(x)
+                spans, at = [], 0
+                for w in words:
+                    spans.append((at, at + len(w)))
+                    at += len(w) + 1
+            else:
+                raise OpenBertError(f"input {i + 1}: expected a text or a list of non-empty words")
+            sentences.append(Sentence(words, None, document=i, line=i + 1))
+            texts.append(text)
+            offsets.append(spans)
+        data = ConllFile("inputs", sentences, labelled=False)
+        with _TOKENIZER_LOCK:
+            features = convert_to_features(data, self.tokenizer, self.max_seq_length, None, self.doc_stride)
+        return Prepared(features, texts, opts, state=(data, offsets))
+
+    def forward(self, features: list, batch_size: int | None = None) -> list:
+        from ..tasks.common import RunOptions
+        from ..tasks.ner.pipeline import word_logits
+
+        return word_logits(self.model, features, batch_size or len(features),
+                           RunOptions(self.device, self.precision, progress=False))
+
+    def finish(self, prepared: Prepared, raw: list) -> list[dict]:
+        from ..tasks.ner.metrics import chunks
+
+        data, offsets = prepared.state
+        tags = [[""] * len(s.words) for s in data.sentences]
+        probs = [[0.0] * len(s.words) for s in data.sentences]
+        for f, logits in zip(prepared.features, raw):
+            p = np.exp(logits - logits.max(axis=-1, keepdims=True))  # [words, num_labels]
+            p /= p.sum(axis=-1, keepdims=True)
+            for word, row in zip(f.words, p):
+                best = int(row.argmax())
+                tags[f.sentence][word], probs[f.sentence][word] = self.labels[best], float(row[best])
+        out = []
+        for i, (s, text, spans) in enumerate(zip(data.sentences, prepared.inputs, offsets)):
+            entities = [{"type": kind, "text": text[spans[a][0]:spans[b - 1][1]], "start": spans[a][0],
+                         "end": spans[b - 1][1], "first_word": a, "last_word": b - 1,
+                         "score": float(np.mean(probs[i][a:b]))} for kind, a, b in chunks(tags[i])]
+            out.append({"text": text, "words": s.words, "tags": tags[i], "entities": entities})
+        return out
+
+
 # task -> pipeline class; a task module may add its own (see ``register``)
 PIPELINES: dict[str, type[Pipeline]] = {"embed": EmbedPipeline, "classify": ClassifyPipeline,
-                                        "qa": QAPipeline, "fill-mask": FillMaskPipeline}
+                                        "qa": QAPipeline, "fill-mask": FillMaskPipeline, "ner": NerPipeline}
 
 
 def register(task: str, cls: type[Pipeline]) -> None:
@@ -487,10 +588,9 @@ def pipeline(task: str, model: str | os.PathLike, precision: str = "fp32", devic
              **kwargs) -> Pipeline:
     """Load ``model`` (a checkpoint path or a named model such as ``minilm-l6``) for ``task``.
 
-    task: embed | classify | qa | fill-mask (| ner when the NER task is installed). kwargs go to
-    the pipeline: ``pooling`` (embed: mean | cls), ``doc_stride`` / ``max_query_length`` /
-    ``version_2_with_negative`` (qa). ``max_seq_length`` defaults to the model's maximum (512 for
-    BERT; qa 384, fill-mask 128).
+    task: embed | classify | qa | fill-mask | ner. kwargs go to the pipeline: ``pooling`` (embed:
+    mean | cls), ``doc_stride`` (qa, ner), ``max_query_length`` / ``version_2_with_negative`` (qa).
+    ``max_seq_length`` defaults to the model's maximum (512 for BERT; qa 384, fill-mask and ner 128).
     """
     if task not in PIPELINES:
         raise OpenBertError(f"unknown task {task!r}: use one of {', '.join(PIPELINES)}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 BOUNDARY = "-X-"
 
@@ -46,24 +46,42 @@ def _split(tag: str) -> tuple[str, str]:
     return (prefix, kind) if sep else (tag, "")
 
 
+# (previous tag, tag) pairs with a chunk boundary between them, whatever the types
+_ENDS = {("B", "B"), ("B", "O"), ("I", "B"), ("I", "O"), ("E", "E"), ("E", "I"), ("E", "O")}
+_STARTS = {("B", "B"), ("I", "B"), ("O", "B"), ("O", "I"), ("E", "E"), ("E", "I"), ("O", "E")}
+
+
+def _boundary(pairs: set, prev_tag: str, tag: str, inside: str, prev_type: str, kind: str) -> bool:
+    """conlleval's rule: a listed tag pair, a change of type next to a chunk tag ``inside``, or a
+    bracket tag."""
+    return ((prev_tag, tag) in pairs or (inside not in ("O", ".") and prev_type != kind)
+            or inside in ("[", "]"))
+
+
 def end_of_chunk(prev_tag: str, tag: str, prev_type: str, kind: str) -> bool:
     """Did a chunk end between the previous word and this one? (conlleval's endOfChunk)"""
-    if (prev_tag, tag) in {("B", "B"), ("B", "O"), ("I", "B"), ("I", "O"),
-                           ("E", "E"), ("E", "I"), ("E", "O")}:
-        return True
-    if prev_tag not in ("O", ".") and prev_type != kind:
-        return True
-    return prev_tag in ("]", "[")
+    return _boundary(_ENDS, prev_tag, tag, prev_tag, prev_type, kind)
 
 
 def start_of_chunk(prev_tag: str, tag: str, prev_type: str, kind: str) -> bool:
     """Did a chunk start between the previous word and this one? (conlleval's startOfChunk)"""
-    if (prev_tag, tag) in {("B", "B"), ("I", "B"), ("O", "B"), ("O", "I"),
-                           ("E", "E"), ("E", "I"), ("O", "E")}:
-        return True
-    if tag not in ("O", ".") and prev_type != kind:
-        return True
-    return tag in ("[", "]")
+    return _boundary(_STARTS, prev_tag, tag, tag, prev_type, kind)
+
+
+def chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """``(type, first word, last word + 1)`` of every chunk in one sentence's tags, found with
+    conlleval's own start / end rules (so IOB1, IOB2 and IOBES read as they are scored)."""
+    out: list[tuple[str, int, int]] = []
+    start, prev_tag, prev_type = None, "O", ""
+    for i, t in enumerate([*tags, "O"]):
+        tag, kind = _split(t)
+        if start is not None and end_of_chunk(prev_tag, tag, prev_type, kind):
+            out.append((prev_type, start, i))
+            start = None
+        if start_of_chunk(prev_tag, tag, prev_type, kind):
+            start = i
+        prev_tag, prev_type = tag, kind
+    return out
 
 
 def count_chunks(rows: Iterable[tuple[str, str, str] | None]) -> ChunkCounts:
