@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -223,6 +223,12 @@ class Pipeline:
                 raise OpenBertError(f"option {name} must be {kind}, got {value!r}")
         return {**self.options, **options}
 
+    def run_options(self):
+        """How the tasks' inference functions run this pipeline's model (no progress bars)."""
+        from ..tasks.common import RunOptions
+
+        return RunOptions(self.device, self.precision, progress=False)
+
     def prepare(self, inputs: list, **options) -> Prepared:
         raise NotImplementedError
 
@@ -388,11 +394,9 @@ class QAPipeline(Pipeline):
         return Prepared(features, inputs, opts, state=(examples, contexts))
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
-        from ..tasks.common import RunOptions
         from ..tasks.squad.pipeline import raw_results
 
-        return raw_results(self.model, features, batch_size or len(features),
-                           RunOptions(self.device, self.precision, progress=False))
+        return raw_results(self.model, features, batch_size or len(features), self.run_options())
 
     def finish(self, prepared: Prepared, raw: list) -> list[dict]:
         from ..tasks.squad.postprocess import compute_predictions, context_offsets
@@ -531,11 +535,9 @@ class NerPipeline(Pipeline):
         return Prepared(features, texts, opts, state=(data, offsets))
 
     def forward(self, features: list, batch_size: int | None = None) -> list:
-        from ..tasks.common import RunOptions
         from ..tasks.ner.pipeline import word_logits
 
-        return word_logits(self.model, features, batch_size or len(features),
-                           RunOptions(self.device, self.precision, progress=False))
+        return word_logits(self.model, features, batch_size or len(features), self.run_options())
 
     def finish(self, prepared: Prepared, raw: list) -> list[dict]:
         from ..tasks.ner.metrics import chunks
