@@ -268,8 +268,13 @@ def test_half_precision_forward_on_cuda_matches_fp32(dtype):
         model_half = BertModel(config).cuda().to(dtype).eval()
         model_half.load_state_dict(model.state_dict())
         cast = model_half(ids, mask, segs)
+        # what --precision does for inference: dense layers cast, embeddings and LayerNorm float32
+        dense_cast = BertModel(config).cuda().eval()
+        dense_cast.load_state_dict(model.state_dict())
+        dense_cast = dense_cast.to_inference_dtype(dtype)(ids, mask, segs)
     real = mask.bool()
-    for out in (half, cast):
+    assert dense_cast.sequence_output.dtype == dtype
+    for out in (half, cast, dense_cast):
         diff = (out.sequence_output.float() - ref.sequence_output)[real]
         assert diff.abs().mean() < 0.03 and diff.abs().max() < 0.5
         assert (out.pooled_output.float() - ref.pooled_output).abs().max() < 0.1

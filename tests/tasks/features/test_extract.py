@@ -143,3 +143,23 @@ def test_vocab_without_special_tokens_is_a_clear_error(tmp_path):
     (tmp_path / "v.txt").write_text("[UNK]\nthe\nman\n", encoding="utf-8")
     with pytest.raises(OpenBertError, match=r"'\[CLS\]' is not in the vocabulary \(needed for line 4\)"):
         convert_example(InputExample(3, "the man"), FullTokenizer(tmp_path / "v.txt"), 16)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_encode_a_saved_model_on_cuda(model, tokenizer, words, tmp_path, precision):
+    """A folder loaded for CUDA inference at each precision (bf16: dense layers cast at load) gives
+    the CPU float32 vectors, within the precision's rounding."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model.save_pretrained(tmp_path / "m", vocab_file=tmp_path / "vocab.txt")
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 30))) for _ in range(40)]
+    ref = encode(texts, model, tokenizer=tokenizer, pooling=None)
+    got = encode(texts, str(tmp_path / "m"), pooling=None, device="cuda", precision=precision, batch_size=8)
+    atol = 1e-4 if precision == "fp32" else 0.1
+    for r, g in zip(ref, got):
+        assert g.dtype == np.float32 and g.shape == r.shape
+        np.testing.assert_allclose(g, r, atol=atol)
