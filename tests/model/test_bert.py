@@ -273,7 +273,7 @@ def test_half_precision_forward_on_cuda_matches_fp32(dtype):
         dense_cast.load_state_dict(model.state_dict())
         dense_cast = dense_cast.to_inference_dtype(dtype)(ids, mask, segs)
     real = mask.bool()
-    assert dense_cast.sequence_output.dtype == dtype
+    assert dense_cast.sequence_output.dtype == torch.float32  # the residual stream stays float32
     for out in (half, cast, dense_cast):
         diff = (out.sequence_output.float() - ref.sequence_output)[real]
         assert diff.abs().mean() < 0.03 and diff.abs().max() < 0.5
@@ -310,7 +310,7 @@ def test_loss_terms_sum_to_the_loss_and_carry_the_weights_of_loss_weights(tiny_c
 
 
 # ---- inference dtype and torch.compile ----------------------------------------------------------
-def test_bf16_inference_cast_keeps_embeddings_and_layernorm_in_float32(tiny_config):
+def test_bf16_inference_cast_keeps_embeddings_layernorm_and_the_residual_stream_in_float32(tiny_config):
     torch.manual_seed(0)
     model = BertForPreTraining(tiny_config).eval()
     ids, mask, segs = _inputs()
@@ -324,7 +324,9 @@ def test_bf16_inference_cast_keeps_embeddings_and_layernorm_in_float32(tiny_conf
     assert dtypes["bert.embeddings.word_embeddings.weight"] == torch.float32
     assert dtypes["bert.encoder.layer.0.output.LayerNorm.weight"] == torch.float32
     assert dtypes["cls.predictions.bias"] == torch.float32
-    assert out.embedding_output.dtype == torch.float32 and out.sequence_output.dtype == torch.bfloat16
+    assert out.embedding_output.dtype == torch.float32 and out.sequence_output.dtype == torch.float32
+    assert all(layer.dtype == torch.float32 for layer in out.all_encoder_layers)
+    assert out.pooled_output.dtype == torch.bfloat16  # the pooler's product, rounded once
     assert out.masked_lm_logits.dtype == torch.float32  # the tied decoder stays float32
     real = mask.bool()
     diff = (out.sequence_output.float() - ref.sequence_output)[real].abs()

@@ -81,3 +81,24 @@ def test_falls_back_to_f_linear(tensors, monkeypatch):
         assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)
         with torch.inference_mode():
             assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)
+
+
+@pytest.mark.skipif(not dense._bf16_onednn(), reason="oneDNN does not run bf16 natively on this CPU")
+@pytest.mark.parametrize("gelu", [None, "erf"])
+def test_bf16_products_take_onednn_and_match_f_linear(tensors, gelu, monkeypatch):
+    """A model cast to bf16 for inference: oneDNN's linear (GELU fused), within bf16 rounding of
+    F.linear in float32; switched off, F.linear's bf16 product."""
+    x, w, b = (t.bfloat16() for t in tensors)
+    calls, pointwise = [], dense._pointwise
+    monkeypatch.setattr(dense, "_pointwise", lambda *a: calls.append(a) or pointwise(*a))
+    want = F.linear(x.float(), w.float(), b.float())
+    want = want if gelu is None else F.gelu(want)
+    with torch.no_grad():
+        got = dense.linear(x, w, b, gelu=gelu)
+    assert got.dtype == torch.bfloat16 and len(calls) == 1
+    torch.testing.assert_close(got.float(), want, rtol=0.02, atol=0.05)
+    monkeypatch.setitem(dense._state, "enabled", False)
+    with torch.no_grad():
+        off = dense.linear(x, w, b, gelu=gelu)
+    assert len(calls) == 1
+    torch.testing.assert_close(off.float(), want, rtol=0.02, atol=0.05)

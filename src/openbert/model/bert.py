@@ -337,7 +337,7 @@ class BertPooler(nn.Module):
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Dense(config.hidden_size, config.hidden_size)
 
     def forward(self, first_token: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dense(first_token))
@@ -388,9 +388,11 @@ class BertPreTrainedModel(nn.Module):
     def to_inference_dtype(self, dtype: torch.dtype = torch.bfloat16):
         """Cast the dense layers' weights and biases to ``dtype`` (once, in place) for inference.
 
-        Embedding tables and LayerNorm parameters stay float32: the embeddings are summed and
-        normalised in float32 and handed to the encoder in ``dtype``; LayerNorm accumulates in
-        float32 on ``dtype`` inputs, as does attention's softmax. Returns the model.
+        Embedding tables and LayerNorm parameters stay float32, and so does the residual stream:
+        the embeddings and every layer's output (the residual sum and its LayerNorm) are float32,
+        cast to ``dtype`` only where they enter a dense layer; products accumulate in float32 and
+        are rounded to ``dtype`` once, as is attention's input (its softmax accumulates in float32).
+        Returns the model.
         """
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -467,12 +469,11 @@ class BertModel(BertPreTrainedModel):
             raise OpenBertError(f"sequence length {seq_len} > max_position_embeddings "
                                 f"{self.config.max_position_embeddings} of this model; use a "
                                 f"--max_seq_length of at most {self.config.max_position_embeddings}")
-        emb = self.embeddings(input_ids, segment_ids)  # [B, S, H]
-        x = emb.to(self.encoder.dtype)  # a no-op unless the dense layers were cast for inference
+        x = emb = self.embeddings(input_ids, segment_ids)  # [B, S, H] float32
         # torch.export (ONNX) traces shapes, not values: the padded path, always masked
         full, unpadding = (False, None) if torch.compiler.is_exporting() else _padding(input_mask, self.unpad)
         # no padding: no mask at all (adding zeros changes nothing; SDPA's unmasked kernels are faster)
-        attn_bias = None if full else _attention_bias(input_mask, x.dtype)
+        attn_bias = None if full else _attention_bias(input_mask, self.encoder.dtype)
         if unpadding is not None:
             x = unpadding.unpad(x)  # [T, H]
         layers = self.encoder(x, attn_bias, unpadding)
@@ -488,7 +489,7 @@ class BertModel(BertPreTrainedModel):
 class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Dense(config.hidden_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.act = get_activation(config)
 
@@ -513,7 +514,7 @@ class BertPreTrainingHeads(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.predictions = BertLMPredictionHead(config)
-        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+        self.seq_relationship = Dense(config.hidden_size, 2)
 
 
 def gather_positions(sequence: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -593,7 +594,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.num_labels = num_labels
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.classifier = Dense(config.hidden_size, num_labels)
         self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
@@ -619,7 +620,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.qa_outputs = Dense(config.hidden_size, 2)
         self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, start_positions=None,
@@ -649,7 +650,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.num_labels = num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.classifier = Dense(config.hidden_size, num_labels)
         self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:
@@ -676,7 +677,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.classifier = Dense(config.hidden_size, 1)
         self.init_head()
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None) -> BertOutput:

@@ -2,7 +2,8 @@
 
 Without autograd (feature extraction, evaluation, prediction), on CPUs with AVX-512, :func:`linear`
 sends fp32 products to oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's
-own compiler emits for CPU linears) with a GELU fused into the product. Which of oneDNN and
+own compiler emits for CPU linears) with a GELU fused into the product; bf16 products of a model
+cast with ``to_inference_dtype`` take the same kernel wherever oneDNN runs bf16 natively. Which of oneDNN and
 ``F.linear``'s BLAS (MKL in the official builds) is faster depends on the CPU (docs/model.md):
 oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the oneDNN path is on by default only where
 ``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
@@ -15,7 +16,8 @@ turns the oneDNN path on or off (None: by CPU); :func:`onednn_enabled` says whet
 
     linear(x [..., in], weight [out, in], bias [out] | None, gelu=None | "tanh" | "erf")
         -> [..., out]
-    Dense(in, out, gelu=None): an nn.Linear (same parameters and names) whose forward is linear
+    Dense(in, out, gelu=None): an nn.Linear (same parameters and names) whose forward is linear;
+        weights cast to bf16 / fp16 (``to_inference_dtype``) take float32 inputs cast to their dtype
 """
 from __future__ import annotations
 
@@ -49,14 +51,15 @@ def onednn_enabled() -> bool:
     return _state["works"]
 
 
-def _probe() -> bool:
+def _probe(dtype: torch.dtype = torch.float32) -> bool:
     """oneDNN's linear exists in this build and agrees with F.linear on a small product."""
     if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return False
     try:
         g = torch.Generator().manual_seed(0)
-        x, w, b = (torch.randn(s, generator=g) for s in ((3, 8), (5, 8), (5,)))
-        return torch.allclose(_pointwise(x, w, b), F.linear(x, w, b), atol=1e-5)
+        x, w, b = (torch.randn(s, generator=g).to(dtype) for s in ((3, 8), (5, 8), (5,)))
+        return torch.allclose(_pointwise(x, w, b).float(), F.linear(x, w, b).float(),
+                              atol=1e-5 if dtype == torch.float32 else 0.05)
     except (RuntimeError, NotImplementedError):
         return False
 
@@ -87,14 +90,28 @@ def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+def _bf16_onednn() -> bool:
+    """bf16 products go to oneDNN either way (``F.linear`` reaches it through a matmul); its
+    linear with the GELU fused is the faster door where the CPU runs bf16 natively."""
+    if _state["enabled"] is False:
+        return False
+    if _state.get("bf16") is None:
+        _state["bf16"] = torch.ops.mkldnn._is_mkldnn_bf16_supported() and _probe(torch.bfloat16)
+    return _state["bf16"]
+
+
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
     if _traced():
         return False  # the compiler picks its own kernels (oneDNN ones included); ONNX has F.linear
-    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    if x.device.type != "cpu" or x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        return False
+    if x.dtype not in (torch.float32, torch.bfloat16):
         return False
     if _needs_grad(x, weight, bias):
         return False  # oneDNN's kernel has no autograd formula; for training F.linear measured as fast
-    return not _cpu_autocast() and onednn_enabled()
+    if _cpu_autocast():
+        return False
+    return onednn_enabled() if x.dtype == torch.float32 else _bf16_onednn()
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -119,6 +136,8 @@ class Dense(nn.Linear):
         self.gelu = gelu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != self.weight.dtype and self.weight.dtype != torch.float32:
+            x = x.to(self.weight.dtype)  # cast for inference: the float32 residual stream enters here
         return linear(x, self.weight, self.bias, self.gelu)
 
     def extra_repr(self) -> str:
