@@ -161,10 +161,11 @@ class BertOutput:
 # the encoder
 # ---------------------------------------------------------------------------------------------
 class LayerNorm(nn.LayerNorm):
-    """``nn.LayerNorm`` that also normalises the bf16/fp16 activations of a model cast with
-    ``to_inference_dtype`` while its own weight and bias stay float32: statistics in float32,
-    output in the input's dtype. CPU kernels take the mixed dtypes as they are; CUDA's want one
-    dtype, so there the two [H] vectors are cast for the call."""
+    """``nn.LayerNorm`` that also normalises bf16/fp16 activations while its own weight and bias
+    stay float32 (the masked-LM transform of a model cast with ``to_inference_dtype``; the
+    encoder's LayerNorms see its float32 residual stream): statistics in float32, output in the
+    input's dtype. CPU kernels take the mixed dtypes as they are; CUDA's want one dtype, so there
+    the two [H] vectors are cast for the call."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == self.weight.dtype or x.is_cpu:
@@ -250,7 +251,7 @@ class BertSelfOutput(nn.Module):
     def __init__(self, config: BertConfig, in_features: int | None = None):
         super().__init__()
         self.dense = Dense(in_features or config.hidden_size, config.hidden_size)
-        self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -3,10 +3,10 @@
 Without autograd (feature extraction, evaluation, prediction), on CPUs with AVX-512, :func:`linear`
 sends fp32 products to oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's
 own compiler emits for CPU linears) with a GELU fused into the product; bf16 products of a model
-cast with ``to_inference_dtype`` take the same kernel wherever oneDNN runs bf16 natively. Which of oneDNN and
-``F.linear``'s BLAS (MKL in the official builds) is faster depends on the CPU (docs/model.md):
-oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the oneDNN path is on by default only where
-``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
+cast with ``to_inference_dtype`` take the same kernel wherever oneDNN runs bf16 natively. Which
+of oneDNN and ``F.linear``'s BLAS (MKL in the official builds) is faster for fp32 depends on the
+CPU (docs/model.md): oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the fp32 oneDNN path is on
+by default only where ``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
 devices, other dtypes, CPU autocast, code traced by ``torch.compile`` or ``torch.export``, a
 torch build without oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to summation
 order.
