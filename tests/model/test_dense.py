@@ -83,7 +83,7 @@ def test_falls_back_to_f_linear(tensors, monkeypatch):
             assert torch.equal(dense.linear(x, w, b, gelu="tanh" if form == "tanh" else "erf"), want)
 
 
-@pytest.mark.skipif(not dense._bf16_onednn(), reason="oneDNN does not run bf16 natively on this CPU")
+@pytest.mark.skipif(not dense.onednn_enabled(torch.bfloat16), reason="oneDNN does not run bf16 natively on this CPU")
 @pytest.mark.parametrize("gelu", [None, "erf"])
 def test_bf16_products_take_onednn_and_match_f_linear(tensors, gelu, monkeypatch):
     """A model cast to bf16 for inference: oneDNN's linear (GELU fused), within bf16 rounding of

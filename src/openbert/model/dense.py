@@ -6,10 +6,10 @@ own compiler emits for CPU linears) with a GELU fused into the product; bf16 pro
 cast with ``to_inference_dtype`` take the same kernel wherever oneDNN runs bf16 natively. Which
 of oneDNN and ``F.linear``'s BLAS (MKL in the official builds) is faster for fp32 depends on the
 CPU (docs/model.md): oneDNN on AVX-512 CPUs, MKL on AVX2-only ones, so the fp32 oneDNN path is on
-by default only where ``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything else (training, other
-devices, other dtypes, CPU autocast, code traced by ``torch.compile`` or ``torch.export``, a
-torch build without oneDNN) goes to ``F.linear``. Results equal ``F.linear``'s up to summation
-order.
+by default only where ``torch.backends.cpu.get_cpu_capability()`` reports AVX-512. Everything
+else (training, other devices, other dtypes, CPU autocast, code traced by ``torch.compile`` or
+``torch.export``, a torch build without oneDNN) goes to ``F.linear``. Results equal
+``F.linear``'s up to summation order.
 
 ``set_onednn(True / False / None)`` (or the environment variable ``OPENBERT_ONEDNN=1`` / ``0``)
 turns the oneDNN path on or off (None: by CPU); :func:`onednn_enabled` says whether it is on.
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _ENV = os.environ.get("OPENBERT_ONEDNN")
-_state: dict = {"enabled": None if _ENV is None else _ENV != "0", "works": None}
+_state: dict = {"enabled": None if _ENV is None else _ENV != "0", "works": None, "works_bf16": None}
 
 
 def set_onednn(enabled: bool | None) -> None:
@@ -41,14 +41,19 @@ def _fast_on_this_cpu() -> bool:
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-def onednn_enabled() -> bool:
-    """Whether CPU fp32 dense layers at inference go through oneDNN in this process."""
+def onednn_enabled(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether CPU dense layers of ``dtype`` at inference go through oneDNN in this process:
+    fp32 by the CPU (see :func:`set_onednn`); bf16 wherever oneDNN runs it natively (``F.linear``
+    reaches oneDNN for bf16 too, through a matmul and a separate GELU), unless switched off."""
     enabled = _state["enabled"]
-    if enabled is False or (enabled is None and not _fast_on_this_cpu()):
+    if enabled is False:
         return False
-    if _state["works"] is None:
-        _state["works"] = _probe()
-    return _state["works"]
+    if dtype == torch.float32 and enabled is None and not _fast_on_this_cpu():
+        return False
+    key = "works" if dtype == torch.float32 else "works_bf16"
+    if _state.get(key) is None:
+        _state[key] = (dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()) and _probe(dtype)
+    return _state[key]
 
 
 def _probe(dtype: torch.dtype = torch.float32) -> bool:
@@ -90,16 +95,6 @@ def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def _bf16_onednn() -> bool:
-    """bf16 products go to oneDNN either way (``F.linear`` reaches it through a matmul); its
-    linear with the GELU fused is the faster door where the CPU runs bf16 natively."""
-    if _state["enabled"] is False:
-        return False
-    if _state.get("bf16") is None:
-        _state["bf16"] = torch.ops.mkldnn._is_mkldnn_bf16_supported() and _probe(torch.bfloat16)
-    return _state["bf16"]
-
-
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
     if _traced():
         return False  # the compiler picks its own kernels (oneDNN ones included); ONNX has F.linear
@@ -111,7 +106,7 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         return False  # oneDNN's kernel has no autograd formula; for training F.linear measured as fast
     if _cpu_autocast():
         return False
-    return onednn_enabled() if x.dtype == torch.float32 else _bf16_onednn()
+    return onednn_enabled(x.dtype)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
