@@ -52,7 +52,8 @@ def onednn_enabled(dtype: torch.dtype = torch.float32) -> bool:
         return False
     key = "works" if dtype == torch.float32 else "works_bf16"
     if _state.get(key) is None:
-        _state[key] = (dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()) and _probe(dtype)
+        native = dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        _state[key] = native and _probe(dtype)
     return _state[key]
 
 
