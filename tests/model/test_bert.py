@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from openbert.config import BertConfig
 from openbert.model.bert import (BertForMultipleChoice, BertForPreTraining,
                                  BertForQuestionAnswering, BertForSequenceClassification,
-                                 BertForTokenClassification, BertModel, gelu_erf, gelu_tanh,
+                                 BertForTokenClassification, BertModel, bucketed, gelu_erf, gelu_tanh,
                                  truncated_normal_)
 
 
@@ -91,6 +91,30 @@ def test_unpadded_path_equals_padded_path_on_real_tokens(tiny_config):
         torch.testing.assert_close(a[real], b[real], atol=1e-6, rtol=0)
     assert torch.all(unpadded.sequence_output[~real] == 0)
     torch.testing.assert_close(unpadded.pooled_output, padded.pooled_output, atol=1e-6, rtol=0)
+
+
+def test_bucketed_row_counts_cover_t_with_little_waste_and_repeat():
+    sizes = [bucketed(t) for t in range(1, 5000)]
+    assert all(t <= r <= t + max(8, t / 16) for t, r in zip(range(1, 5000), sizes))
+    assert len(set(sizes)) <= 16 * 13 // 2  # 16 per power of two past 128, fewer below
+
+
+def test_inference_rounds_the_unpadded_rows_up_and_drops_the_extra_ones(tiny_config, monkeypatch):
+    torch.manual_seed(0)
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    real = mask.bool()
+    rows = []
+    monkeypatch.setattr(model.encoder.layer[0], "forward",
+                        lambda x, *a, f=model.encoder.layer[0].forward: rows.append(len(x)) or f(x, *a))
+    with torch.no_grad():
+        bucketed_out = model(ids, mask, segs)
+    exact = model(ids, mask, segs)  # with autograd: exactly the T real rows
+    assert rows == [bucketed(int(real.sum())), int(real.sum())] and rows[0] > rows[1]
+    for a, b in zip(bucketed_out.all_encoder_layers, exact.all_encoder_layers):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=0)
+    assert torch.all(bucketed_out.sequence_output[~real] == 0)
 
 
 def test_sequence_longer_than_the_position_table_is_a_clear_error(tiny_config):

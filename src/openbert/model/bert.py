@@ -14,7 +14,9 @@ Padding waste: when a batch has padding, the encoder works on the T real tokens 
 every dense layer, LayerNorm and GELU runs on [T, H]; only attention sees the padded [B, N, S, D]
 layout (through ``scaled_dot_product_attention`` with the original -10000 key mask). Outputs at
 padding positions are then zero instead of the original's meaningless values; every real position is
-the same as the padded computation. ``BertModel.unpad = False`` restores the fully padded path.
+the same as the padded computation. At inference the T rows are followed by copies of the first
+up to a :func:`bucketed` count, so the matrix products see few distinct shapes (their outputs are
+dropped). ``BertModel.unpad = False`` restores the fully padded path.
 """
 from __future__ import annotations
 
@@ -71,39 +73,56 @@ def truncated_normal_(t: torch.Tensor, std: float) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # outputs
 # ---------------------------------------------------------------------------------------------
+def bucketed(t: int) -> int:
+    """``t`` rounded up to one of 16 sizes per power of two (at least 8): the row count the
+    encoder's matrix products see at inference. oneDNN builds a kernel for each new row count
+    (~7 ms each for bf16), so unrounded counts that change with every batch of new text cost more
+    than the products; rounded, they repeat, for at most 1/16 more rows."""
+    step = max(8, 1 << max(0, t.bit_length() - 5))
+    return -(-t // step) * step
+
+
 @dataclass
 class _Unpadding:
-    """Where the T real tokens of a [B, S] batch live: ``indices`` into the flattened B*S rows;
-    ``rows`` [B*S]: the token row each position reads for attention (its own; padding: the last
-    real token before it, or the first token)."""
+    """Where the T real tokens of a [B, S] batch live: ``indices`` [T] into the flattened B*S
+    rows; ``gather`` [R]: ``indices`` followed by R - T copies of the first one (R = T, or
+    :func:`bucketed` T at inference): the encoder works on [R, H], whose last rows are dropped by
+    :meth:`pad`; ``rows`` [B*S]: the row each position reads for attention (its own; padding: the
+    last real token before it, or the first token)."""
 
     indices: torch.Tensor  # [T] long
     batch: int
     seq_len: int
     rows: torch.Tensor  # [B*S] long
+    gather: torch.Tensor  # [R] long
 
     @classmethod
-    def of(cls, input_mask: torch.Tensor) -> "_Unpadding":
+    def of(cls, input_mask: torch.Tensor, bucket: bool = False) -> "_Unpadding":
         flat = input_mask.reshape(-1)
         rows = (flat.long().cumsum(0) - 1).clamp_min(0)
-        return cls(torch.nonzero(flat).squeeze(1), input_mask.shape[0], input_mask.shape[1], rows)
+        indices = torch.nonzero(flat).squeeze(1)
+        gather = indices
+        extra = bucketed(len(indices)) - len(indices) if bucket else 0
+        if extra:
+            gather = torch.cat([indices, indices[:1].expand(extra)])
+        return cls(indices, input_mask.shape[0], input_mask.shape[1], rows, gather)
 
     def for_attention(self, x: torch.Tensor) -> torch.Tensor:
-        """[T, ...] -> [B, S, ...] with a copy of a real row at each padding position: one gather
+        """[R, ...] -> [B, S, ...] with a copy of a real row at each padding position: one gather
         instead of zero-fill plus scatter. Attention gives the same result as with zeros there:
         padding keys get the -10000 bias (their weights underflow to exactly 0 either way) and
         padding queries are dropped by :meth:`unpad`."""
         return x.index_select(0, self.rows).view((self.batch, self.seq_len) + tuple(x.shape[1:]))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """[T, ...] -> [B, S, ...] with zeros at padding."""
+        """[R, ...] -> [B, S, ...] with zeros at padding."""
         out = x.new_zeros((self.batch * self.seq_len,) + tuple(x.shape[1:]))
-        out.index_copy_(0, self.indices, x)  # in place: no second [B*S, ...] buffer
+        out.index_copy_(0, self.indices, x[:len(self.indices)])  # in place: no second [B*S, ...] buffer
         return out.view((self.batch, self.seq_len) + tuple(x.shape[1:]))
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, S, ...] -> [T, ...]."""
-        return x.reshape((self.batch * self.seq_len,) + tuple(x.shape[2:])).index_select(0, self.indices)
+        """[B, S, ...] -> [R, ...]."""
+        return x.reshape((self.batch * self.seq_len,) + tuple(x.shape[2:])).index_select(0, self.gather)
 
 
 @dataclass
@@ -441,7 +460,7 @@ def _padding(input_mask: torch.Tensor, unpad: bool) -> tuple[bool, _Unpadding | 
         return True, None
     if not unpad:
         return False, None
-    return False, _Unpadding.of(input_mask)
+    return False, _Unpadding.of(input_mask, bucket=not torch.is_grad_enabled())
 
 
 class BertModel(BertPreTrainedModel):
