@@ -2,6 +2,9 @@
 F.linear (with its gradients) wherever oneDNN does not apply."""
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -102,3 +105,39 @@ def test_bf16_products_take_onednn_and_match_f_linear(tensors, gelu, monkeypatch
         off = dense.linear(x, w, b, gelu=gelu)
     assert len(calls) == 1
     torch.testing.assert_close(off.float(), want, rtol=0.02, atol=0.05)
+
+
+@needs_onednn
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dense_packs_its_weight_once_and_again_after_it_changes(tensors, dtype, onednn_on, monkeypatch):
+    """At inference a Dense keeps its weight in oneDNN's layout: packed on the first call, reused,
+    packed again after an in-place update or a replaced weight; not kept for training; a copied
+    or pickled layer carries no packed copy."""
+    if not dense.onednn_enabled(dtype):
+        pytest.skip("oneDNN does not run this dtype natively here")
+    x, w, b = (t.to(dtype) for t in tensors)
+    layer = dense.Dense(64, 96, gelu="tanh").to(dtype)
+    with torch.no_grad():
+        layer.weight.copy_(w), layer.bias.copy_(b)
+    packs, pack = [], dense.pack
+    monkeypatch.setattr(dense, "pack", lambda t: packs.append(t) or pack(t))
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)
+
+    def check():
+        want = F.gelu(F.linear(x.float(), layer.weight.float(), layer.bias.float()), approximate="tanh")
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x).float(), want, **tol)
+
+    check(), check()
+    assert len(packs) == 1
+    with torch.no_grad():
+        layer.weight.mul_(-1)  # in place, e.g. an optimizer step
+    check()
+    assert len(packs) == 2
+    layer.weight = torch.nn.Parameter(w.flip(0).clone())  # replaced
+    check()
+    assert len(packs) == 3
+    assert "_packed_weight" not in copy.deepcopy(layer).__dict__
+    assert "_packed_weight" not in pickle.loads(pickle.dumps(layer)).__dict__
+    layer(x.requires_grad_())  # with autograd: F.linear, the packed copy dropped
+    assert "_packed_weight" not in layer.__dict__

@@ -17,7 +17,10 @@ turns the oneDNN path on or off (None: by CPU); :func:`onednn_enabled` says whet
     linear(x [..., in], weight [out, in], bias [out] | None, gelu=None | "tanh" | "erf")
         -> [..., out]
     Dense(in, out, gelu=None): an nn.Linear (same parameters and names) whose forward is linear;
-        weights cast to bf16 / fp16 (``to_inference_dtype``) take float32 inputs cast to their dtype
+        weights cast to bf16 / fp16 (``to_inference_dtype``) take float32 inputs cast to their dtype;
+        on the oneDNN path it keeps a copy of its weight in oneDNN's blocked layout (``pack``),
+        made on first use and again after the weight changes (one more copy of the weights in
+        memory, 6-10% faster end to end)
 """
 from __future__ import annotations
 
@@ -113,14 +116,29 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu: str | None = None) -> torch.Tensor:
     """``x @ weight.T + bias``, then GELU in the form ``gelu`` ("tanh" or "erf") when given."""
-    if not _use_onednn(x, weight, bias):
-        y = F.linear(x, weight, bias)
-        if gelu is None:
-            return y
-        return _gelu(y, gelu, in_place=not (_traced() or _needs_grad(x, weight, bias)))
+    if _use_onednn(x, weight, bias):
+        return _onednn_linear(x, weight, bias, gelu)
+    y = F.linear(x, weight, bias)
+    if gelu is None:
+        return y
+    return _gelu(y, gelu, in_place=not (_traced() or _needs_grad(x, weight, bias)))
+
+
+def _onednn_linear(x, weight, bias, gelu: str | None) -> torch.Tensor:
+    """oneDNN's linear; ``weight`` plain [out, in] or :func:`pack`-ed."""
     if gelu is None:
         return _pointwise(x, weight, bias)
     return _pointwise(x, weight, bias, "gelu", "tanh" if gelu == "tanh" else "none")
+
+
+def pack(weight: torch.Tensor) -> torch.Tensor:
+    """[out, in] -> the same matrix in oneDNN's blocked layout (an opaque mkldnn tensor), which
+    its linear otherwise reorders into on every call (measured 5-18% of a MiniLM/BERT-Base
+    product)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _PACK_ROWS_HINT)
+
+
+_PACK_ROWS_HINT = 1024  # the typical row count of an inference batch (32 x ~32 tokens)
 
 
 class Dense(nn.Linear):
@@ -134,7 +152,26 @@ class Dense(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != self.weight.dtype and self.weight.dtype != torch.float32:
             x = x.to(self.weight.dtype)  # cast for inference: the float32 residual stream enters here
+        if _use_onednn(x, self.weight, self.bias):
+            return _onednn_linear(x, self._packed(), self.bias, self.gelu)
+        self.__dict__.pop("_packed_weight", None)  # training or another device: no second copy kept
         return linear(x, self.weight, self.bias, self.gelu)
+
+    def _packed(self) -> torch.Tensor:
+        """:func:`pack` of the current weight, made once and again whenever the weight changes:
+        in place (its version counter) or replaced (its storage; the cache holds the packed
+        tensor's source, so that address cannot be reused by a new weight meanwhile)."""
+        w = self.weight
+        cached = self.__dict__.get("_packed_weight")
+        if (cached is None or cached[0].data_ptr() != w.data_ptr() or cached[1] != w._version
+                or cached[0].dtype != w.dtype):
+            cached = self.__dict__["_packed_weight"] = (w.detach(), w._version, pack(w))
+        return cached[2]
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("_packed_weight", None)  # a cache (and opaque mkldnn tensors do not pickle)
+        return state
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", gelu={self.gelu}" if self.gelu else "")
