@@ -117,6 +117,33 @@ def test_inference_rounds_the_unpadded_rows_up_and_drops_the_extra_ones(tiny_con
     assert torch.all(bucketed_out.sequence_output[~real] == 0)
 
 
+def test_token_rows_and_layers_padded_back_only_when_read(tiny_config, monkeypatch):
+    from openbert.model.bert import _Unpadding
+    torch.manual_seed(0)
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs()
+    real = mask.bool()
+    pads = []
+    pad = _Unpadding.pad
+    monkeypatch.setattr(_Unpadding, "pad", lambda self, x: pads.append(1) or pad(self, x))
+    with torch.no_grad():
+        out = model(ids, mask, segs)
+        model.unpad = False
+        padded = model(ids, mask, segs)
+    assert len(pads) == 1  # sequence_output
+    rows = out.token_rows(1, mask)
+    assert len(pads) == 1 and rows.shape == (int(real.sum()), tiny_config.hidden_size)
+    torch.testing.assert_close(rows, padded.token_rows(1, mask), atol=1e-6, rtol=0)
+    torch.testing.assert_close(rows, padded.all_encoder_layers[1][real], atol=1e-6, rtol=0)
+    layers = out.all_encoder_layers
+    assert layers[-1] is out.sequence_output and len(pads) == 1
+    torch.testing.assert_close(layers[1][real], rows, atol=0, rtol=0)
+    assert layers[1] is layers[-tiny_config.num_hidden_layers + 1] and len(pads) == 2
+    assert len(layers[1:3]) == 2 and len(list(layers)) == tiny_config.num_hidden_layers
+    with pytest.raises(IndexError):
+        layers[tiny_config.num_hidden_layers]
+
+
 def test_sequence_longer_than_the_position_table_is_a_clear_error(tiny_config):
     from openbert.errors import OpenBertError
 

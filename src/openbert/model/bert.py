@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -170,10 +171,37 @@ class BertOutput:
         return value
 
     @functools.cached_property
-    def all_encoder_layers(self) -> list[torch.Tensor]:
+    def all_encoder_layers(self) -> Sequence[torch.Tensor]:
         if self._unpadding is None:
             return list(self._layers)
-        return [self._unpadding.pad(h) for h in self._layers]
+        return _PaddedLayers(self._layers, self._unpadding, self.sequence_output)
+
+    def token_rows(self, layer: int, input_mask: torch.Tensor) -> torch.Tensor:
+        """[T, H]: encoder layer ``layer``'s vectors of the real tokens (``input_mask`` [B, S]
+        = 1), batch-major; taken as they are when the encoder ran unpadded (no padding back)."""
+        if self._unpadding is not None:
+            return self._layers[layer][:len(self._unpadding.indices)]
+        return self._layers[layer][input_mask.bool()]
+
+
+class _PaddedLayers(Sequence):
+    """The encoder layers [B, S, H] of an unpadded run, each padded back when first read (a
+    caller that reads one layer pays for one); the last one is ``sequence_output``."""
+
+    def __init__(self, layers: list[torch.Tensor], unpadding: _Unpadding, last: torch.Tensor):
+        self._rows, self._unpadding = layers, unpadding
+        self._padded: dict[int, torch.Tensor] = {len(layers) - 1: last}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = range(len(self))[i]  # IndexError past either end, as a list
+        if j not in self._padded:
+            self._padded[j] = self._unpadding.pad(self._rows[j])
+        return self._padded[j]
 
 
 # ---------------------------------------------------------------------------------------------
