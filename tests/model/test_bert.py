@@ -392,7 +392,10 @@ def _compiled_matches_eager(model, ids, mask, segs, atol, **options):
     real = mask.bool()
     torch.testing.assert_close(compiled.sequence_output[real].float(), eager.sequence_output[real].float(),
                                atol=atol, rtol=0)
-    torch.testing.assert_close(compiled.pooled_output.float(), eager.pooled_output.float(), atol=atol, rtol=0)
+    # a bf16 result (the pooler's product of a cast model) may differ by its last bit: the two
+    # products sum in different orders before the one rounding to bf16
+    rtol = 2 ** -7 if eager.pooled_output.dtype == torch.bfloat16 else 0
+    torch.testing.assert_close(compiled.pooled_output.float(), eager.pooled_output.float(), atol=atol, rtol=rtol)
 
 
 def test_torch_compile_matches_eager_fp32(tiny_config):

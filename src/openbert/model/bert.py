@@ -92,10 +92,17 @@ class _Unpadding:
     last real token before it, or the first token)."""
 
     indices: torch.Tensor  # [T] long
-    batch: int
-    seq_len: int
+    mask: torch.Tensor  # [B, S]: the batch's sizes (read from a tensor: symbolic under torch.compile)
     rows: torch.Tensor  # [B*S] long
     gather: torch.Tensor  # [R] long
+
+    @property
+    def batch(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return self.mask.shape[1]
 
     @classmethod
     def of(cls, input_mask: torch.Tensor, bucket: bool = False) -> "_Unpadding":
@@ -106,7 +113,7 @@ class _Unpadding:
         extra = bucketed(len(indices)) - len(indices) if bucket else 0
         if extra:
             gather = torch.cat([indices, indices[:1].expand(extra)])
-        return cls(indices, input_mask.shape[0], input_mask.shape[1], rows, gather)
+        return cls(indices, input_mask, rows, gather)
 
     def for_attention(self, x: torch.Tensor) -> torch.Tensor:
         """[R, ...] -> [B, S, ...] with a copy of a real row at each padding position: one gather
