@@ -398,6 +398,27 @@ def _compiled_matches_eager(model, ids, mask, segs, atol, **options):
     torch.testing.assert_close(compiled.pooled_output.float(), eager.pooled_output.float(), atol=atol, rtol=rtol)
 
 
+def test_compiled_model_takes_new_batch_shapes_without_recompiling(tiny_config):
+    """Inference over new text: other batch sizes, lengths and real-token counts (one of them a
+    count the row rounding leaves as it is) reuse the first compiled graphs."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    model = BertModel(tiny_config.replace(num_hidden_layers=1)).eval()
+    compiled = torch.compile(model, dynamic=True)
+    exact = _inputs(batch=2, seq=9, seed=2)
+    exact[1][:] = 1
+    exact[1][:, -1] = 0  # 16 real tokens, padding in each row: bucketed(16) == 16, no row added
+    batches = [_inputs(batch=b, seq=s, seed=3 + i) for i, (b, s) in enumerate([(5, 9), (3, 12), (7, 10)])]
+    with torch.no_grad():
+        compiled(*_inputs(batch=4, seq=11))  # the first graphs; a second batch of other sizes
+        compiled(*_inputs(batch=6, seq=13, seed=1))  # makes every size dynamic
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            for inputs in batches + [exact]:
+                torch.testing.assert_close(compiled(*inputs).sequence_output, model(*inputs).sequence_output,
+                                           atol=1e-4, rtol=0)
+
+
 def test_torch_compile_matches_eager_fp32(tiny_config):
     torch.manual_seed(0)
     model = BertModel(tiny_config.replace(num_hidden_layers=1)).eval()

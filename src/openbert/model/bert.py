@@ -110,9 +110,8 @@ class _Unpadding:
         rows = (flat.long().cumsum(0) - 1).clamp_min(0)
         indices = torch.nonzero(flat).squeeze(1)
         gather = indices
-        extra = bucketed(len(indices)) - len(indices) if bucket else 0
-        if extra:
-            gather = torch.cat([indices, indices[:1].expand(extra)])
+        if bucket:  # a new tensor even when no rows are added: torch.compile guards on aliasing
+            gather = torch.cat([indices, indices[:1].expand(bucketed(len(indices)) - len(indices))])
         return cls(indices, input_mask, rows, gather)
 
     def for_attention(self, x: torch.Tensor) -> torch.Tensor:
