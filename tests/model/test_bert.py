@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from openbert.config import BertConfig
 from openbert.model.bert import (BertForMultipleChoice, BertForPreTraining,
                                  BertForQuestionAnswering, BertForSequenceClassification,
-                                 BertForTokenClassification, BertModel, bucketed, gelu_erf, gelu_tanh,
-                                 truncated_normal_)
+                                 BertForTokenClassification, BertModel, attention_length, bucketed,
+                                 gelu_erf, gelu_tanh, truncated_normal_)
 
 
 def _inputs(batch=13, seq=7, vocab=99, seed=0, pad=True):
@@ -115,6 +115,37 @@ def test_inference_rounds_the_unpadded_rows_up_and_drops_the_extra_ones(tiny_con
         assert a.shape == b.shape
         torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=0)
     assert torch.all(bucketed_out.sequence_output[~real] == 0)
+
+
+def test_attention_length_rounds_to_whole_blocks_of_16():
+    assert [attention_length(s) for s in (1, 7, 9, 16, 17, 19, 20, 28, 32, 33, 36, 120, 128)] == \
+        [16, 16, 16, 16, 17, 19, 32, 32, 32, 33, 48, 128, 128]
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_cpu_inference_runs_attention_at_the_rounded_length(tiny_config, monkeypatch, pad):
+    """Padded or not, a batch of length 7 is attended at length 16 at inference (the extra keys
+    masked, the extra queries dropped) and gives the padded path's numbers; with autograd, at 7."""
+    import openbert.model.bert as bert_module
+
+    torch.manual_seed(0)
+    model = BertModel(tiny_config).eval()
+    ids, mask, segs = _inputs(pad=pad)
+    lengths, sdpa = [], F.scaled_dot_product_attention
+    monkeypatch.setattr(bert_module.F, "scaled_dot_product_attention",
+                        lambda q, *a, **k: lengths.append(q.shape[2]) or sdpa(q, *a, **k))
+    with torch.no_grad():
+        out = model(ids, mask, segs)
+        model.unpad = False
+        padded = model(ids, mask, segs)
+    model.unpad = True
+    trained = model(ids, mask, segs)
+    n = tiny_config.num_hidden_layers
+    assert lengths == [16] * n + [7] * n + [7] * n
+    real = mask.bool()
+    torch.testing.assert_close(out.sequence_output[real], padded.sequence_output[real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(trained.sequence_output.detach()[real], padded.sequence_output[real],
+                               atol=1e-5, rtol=0)
 
 
 def test_token_rows_and_layers_padded_back_only_when_read(tiny_config, monkeypatch):
