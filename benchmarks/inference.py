@@ -281,8 +281,8 @@ def run_workload(workload: str, args, tmp: Path) -> list[dict]:
             t = CLOCK()
             engine.run(texts)
             times[name].append(CLOCK() - t)
-    first = {}  # one run each over text none has seen: new lengths, new shapes
-    for name, engine in engines.items():
+    first = {name: float("nan") for name in engines}  # one run each over text none has seen
+    for name, engine in engines.items() if unseen else ():  # (new lengths, new shapes)
         t = CLOCK()
         engine.run(unseen)
         first[name] = CLOCK() - t
@@ -304,7 +304,7 @@ def run_workload(workload: str, args, tmp: Path) -> list[dict]:
         row = dict(workload=workload, engine=name, seq_s=len(texts) / t,
                    ratio=(base / t) if base else float("nan"),
                    diff=max_difference(outputs[name], reference), unseen_seq_s=len(unseen) / first[name],
-                   unseen_ratio=first["ov-fp32"] / first[name] if base else float("nan"))
+                   unseen_ratio=first.get("ov-fp32", float("nan")) / first[name])
         rows.append(row)
         print(f"{name:18} {row['seq_s']:8.1f} {row['ratio']:9.2f}x {row['diff']:20.2e} "
               f"{row['unseen_seq_s']:13.1f} {row['unseen_ratio']:9.2f}x  "

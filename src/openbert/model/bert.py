@@ -16,7 +16,8 @@ layout (through ``scaled_dot_product_attention`` with the original -10000 key ma
 padding positions are then zero instead of the original's meaningless values; every real position is
 the same as the padded computation. On the CPU at inference the T rows are followed by copies of
 the first up to a :func:`bucketed` count, so the matrix products see few distinct shapes (their
-outputs are dropped), and attention runs at :func:`attention_length` S, in whole blocks of 16. ``BertModel.unpad = False`` restores the fully padded path.
+outputs are dropped), and attention runs at :func:`attention_length` S, in whole blocks of 16.
+``BertModel.unpad = False`` restores the fully padded path.
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ class _Unpadding:
             attention_mask = F.pad(input_mask, (0, attention_length(seq_len) - seq_len))
         flat = attention_mask.reshape(-1)
         rows = (flat.long().cumsum(0) - 1).clamp_min(0)
-        attention_indices = torch.nonzero(flat).squeeze(1)
+        attention_indices = indices if attention_mask is input_mask else torch.nonzero(flat).squeeze(1)
 
         def with_extra(ix):  # a new tensor even when none is added: torch.compile guards on aliasing
             return torch.cat([ix, ix[:1].expand(extra)]) if bucket else ix
