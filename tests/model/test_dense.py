@@ -141,3 +141,28 @@ def test_dense_packs_its_weight_once_and_again_after_it_changes(tensors, dtype, 
     assert "_packed_weight" not in pickle.loads(pickle.dumps(layer)).__dict__
     layer(x.requires_grad_())  # with autograd: F.linear, the packed copy dropped
     assert "_packed_weight" not in layer.__dict__
+
+
+@needs_onednn
+def test_plus_fuses_the_residual_sum_with_the_same_numbers(tensors, onednn_on, monkeypatch):
+    x, w, b = tensors
+    residual = torch.randn(3, 17, 96, generator=torch.Generator().manual_seed(1))
+    layer = dense.Dense(64, 96)
+    with torch.no_grad():
+        layer.weight.copy_(w), layer.bias.copy_(b)
+    fused, binary = [], torch.ops.mkldnn._linear_pointwise.binary
+    monkeypatch.setattr(torch.ops.mkldnn._linear_pointwise, "binary",
+                        lambda *a: fused.append(a) or binary(*a), raising=False)
+    with torch.no_grad():
+        got = layer.plus(x, residual)
+        want = residual + layer(x)
+    assert len(fused) == 1
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(got, residual + F.linear(x, w, b), atol=1e-5, rtol=1e-5)
+    if dense.onednn_enabled(torch.bfloat16):  # a bf16 model's float32 residual stream: the plain sum
+        with torch.no_grad():
+            mixed = layer.bfloat16().plus(x.bfloat16(), residual)
+        assert len(fused) == 1 and mixed.dtype == torch.float32
+        layer.float()
+    trained = layer.plus(x, residual.requires_grad_())  # with autograd: the plain sum
+    assert len(fused) == 1 and trained.grad_fn is not None

@@ -341,7 +341,9 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(x + self.dropout(self.dense(context)))
+        if self.training:
+            return self.LayerNorm(x + self.dropout(self.dense(context)))
+        return self.LayerNorm(self.dense.plus(context, x))  # dropout is the identity
 
 
 class BertAttention(nn.Module):

@@ -157,6 +157,15 @@ class Dense(nn.Linear):
         self.__dict__.pop("_packed_weight", None)  # training or another device: no second copy kept
         return linear(x, self.weight, self.bias, self.gelu)
 
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``self(x) + residual`` (same shape as the output): on the oneDNN path with a residual
+        of the product's dtype (a float32 model), one product with the sum fused (oneDNN adds in
+        float32 as the separate sum does: the same numbers, one pass over [.., out] fewer)."""
+        if (residual.dtype == x.dtype == self.weight.dtype and self.gelu is None
+                and _use_onednn(x, self.weight, self.bias) and not _needs_grad(residual)):
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self._packed(), self.bias, "add")
+        return residual + self(x)
+
     def _packed(self) -> torch.Tensor:
         """:func:`pack` of the current weight, made once and again whenever the weight changes:
         in place (its version counter) or replaced (its storage; the cache holds the packed
