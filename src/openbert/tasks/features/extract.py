@@ -196,15 +196,14 @@ def _select(out, lengths: torch.Tensor, layer_indexes: list[int], pooling: str) 
     device = out.sequence_output.device
     lengths = lengths.to(device)
     mask = torch.arange(out.sequence_output.shape[1], device=device)[None, :] < lengths[:, None]  # [B, S]
+    if pooling == "mean":  # over real tokens, [CLS] and [SEP] included; a fixed summation order
+        h = torch.stack([out.all_encoder_layers[i] for i in layer_indexes], dim=2).float()  # [B, S, L, H]
+        m = mask[:, :, None, None].to(h.dtype)
+        return (h * m).sum(1) / m.sum(1)
     rows = torch.stack([out.token_rows(i, mask) for i in layer_indexes], dim=1).float()  # [T, L, H]
-    if pooling == "none":
-        return rows
     if pooling == "cls":
         return rows[lengths.cumsum(0) - lengths]  # each sequence's first row
-    # mean over real tokens, [CLS] and [SEP] included
-    batch_of_row = torch.repeat_interleave(torch.arange(len(lengths), device=device), lengths)
-    sums = rows.new_zeros((len(lengths),) + rows.shape[1:]).index_add_(0, batch_of_row, rows)
-    return sums / lengths[:, None, None].to(rows.dtype)
+    return rows
 
 
 def extract(features: Iterable[InputFeature], model, layer_indexes: list[int], batch_size: int = 32,
