@@ -136,7 +136,8 @@ class _Unpadding:
         def with_extra(ix):  # a new tensor even when none is added: torch.compile guards on aliasing
             return torch.cat([ix, ix[:1].expand(extra)]) if bucket else ix
 
-        return cls(indices, input_mask, with_extra(indices), attention_mask, rows, with_extra(attention_indices))
+        return cls(indices, input_mask, with_extra(indices), attention_mask, rows,
+                   with_extra(attention_indices))
 
     def for_attention(self, x: torch.Tensor) -> torch.Tensor:
         """[R, ...] -> [B, S', ...] with a copy of a real row at each padding position: one gather
@@ -528,7 +529,9 @@ def _padding(input_mask: torch.Tensor, unpad: bool) -> tuple[bool, _Unpadding | 
     On the CPU at inference a batch without padding is unpadded too when attention would run
     faster at a longer length (:func:`attention_length`)."""
     bucket = input_mask.is_cpu and not torch.is_grad_enabled()
-    if bool(input_mask.all()) and not (unpad and bucket and attention_length(input_mask.shape[1]) != input_mask.shape[1]):
+    seq_len = input_mask.shape[1]
+    longer_attention = unpad and bucket and attention_length(seq_len) != seq_len
+    if bool(input_mask.all()) and not longer_attention:
         return True, None
     if not unpad:
         return False, None
@@ -568,7 +571,7 @@ class BertModel(BertPreTrainedModel):
         keys = input_mask if unpadding is None else unpadding.attention_mask
         attn_bias = None if full else _attention_bias(keys, self.encoder.dtype)
         if unpadding is not None:
-            x = unpadding.unpad(x)  # [T, H]
+            x = unpadding.unpad(x)  # [R, H]: the T real tokens (+ rounding rows)
         layers = self.encoder(x, attn_bias, unpadding)
         sequence_output = unpadding.pad(layers[-1]) if unpadding is not None else layers[-1]
         pooled = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
